@@ -1,0 +1,128 @@
+// `imagine generate text`: streams tokens to stdout as they are sampled.
+#include <cstdio>
+
+#include "commands.h"
+#include "core/error.h"
+#include "core/files.h"
+#include "core/options.h"
+#include "core/runtime.h"
+#include "core/signals.h"
+#include "generate/text_generate.h"
+
+namespace imagine::cli {
+
+static const OptionTable& generate_text_table() {
+  static const OptionTable table = [] {
+    SamplingParams d;
+    OptionTable t("imagine generate text --model MODEL_DIR [--prompt S] [options]",
+                  "Generate text from a trained model, streaming it to stdout.");
+    t.text("model", "", "model directory written by `imagine train text`", "DIR")
+        .text("prompt", "", "text to continue (default: start of a new line)", "S")
+        .text("prompt-file", "", "read the prompt from a file", "FILE")
+        .integer("max-tokens", 256, 0, 1e7, "new tokens per sample at most")
+        .integer("count", 1, 1, 10000, "number of samples (sample i uses seed + i)")
+        .real("temperature", d.temperature, 0.0, 100.0, "softmax temperature; 0 = greedy (argmax)")
+        .integer("top-k", d.top_k, 0, 1e9, "keep the k most likely tokens (0 = off)")
+        .real("top-p", d.top_p, 0.0, 1.0, "nucleus: smallest set with this probability (1 = off)")
+        .real("min-p", d.min_p, 0.0, 1.0, "drop tokens below min-p x p(most likely) (0 = off)")
+        .real("repeat-penalty", d.repeat_penalty, 0.0, 100.0, "penalise recent tokens (1 = off)")
+        .integer("repeat-last-n", d.repeat_last_n, -1, 1e9, "tokens the penalty looks back (-1 = all)")
+        .list("stop", "stop before this string")
+        .integer("seed", -1, -1, 9.2e18, "random seed (-1 = random; the seed used is printed)")
+        .text("out", "", "also write the output to this file", "FILE")
+        .choice("checkpoint", "best", {"best", "latest"}, "which weights to use")
+        .flag("kv-cache", true, "reuse keys/values of past tokens (--no-kv-cache recomputes everything)")
+        .text("device", "auto", "auto, cpu or cuda[:N]", "DEV")
+        .integer("threads", 0, 0, 1024, "CPU threads (0 = all cores)")
+        .flag("quiet", false, "only the generated text (no seed/speed lines)");
+    return t;
+  }();
+  return table;
+}
+
+static std::string unescape(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); i++) {
+    if (s[i] == '\\' && i + 1 < s.size()) {
+      char c = s[++i];
+      out += c == 'n' ? '\n' : c == 't' ? '\t' : c;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+int generate(const Args& args) {
+  if (args.empty() || args[0] != "text") {
+    if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
+      std::printf("usage: imagine generate text [options]   (see imagine generate text --help)\n");
+      return 0;
+    }
+    throw UsageError(args.empty() ? "missing model family" : "unknown model family '" + args[0] + "' for generate",
+                     "usage: imagine generate text --model MODEL_DIR ...");
+  }
+  const OptionTable& table = generate_text_table();
+  Options o = table.parse(Args(args.begin() + 1, args.end()));
+  if (o.help_requested) {
+    std::fputs(table.help_text().c_str(), stdout);
+    return 0;
+  }
+  if (!o.positional.empty())
+    throw UsageError("unexpected argument '" + o.positional[0] + "'", "pass the model with --model DIR");
+  if (o.s("model").empty()) throw UsageError("missing --model", "pass --model MODEL_DIR (see imagine train text)");
+  if (o.given("prompt") && o.given("prompt-file"))
+    throw UsageError("--prompt and --prompt-file both given", "use one of them");
+  const bool quiet = o.b("quiet");
+
+  set_threads(static_cast<int>(o.i("threads")));
+  TextModel model = load_text_model(o.s("model"), resolve_device(o.s("device")), o.s("checkpoint"));
+  TextRequest req;
+  req.prompt = o.given("prompt-file") ? read_file(o.s("prompt-file")) : o.s("prompt");
+  req.max_tokens = o.i("max-tokens");
+  for (auto& s : o.list("stop")) req.stop.push_back(unescape(s));
+  req.sampling.temperature = o.f("temperature");
+  req.sampling.top_k = o.i("top-k");
+  req.sampling.top_p = o.f("top-p");
+  req.sampling.min_p = o.f("min-p");
+  req.sampling.repeat_penalty = o.f("repeat-penalty");
+  req.sampling.repeat_last_n = o.i("repeat-last-n");
+  req.kv_cache = o.b("kv-cache");
+  const uint64_t seed = resolve_seed(o.i("seed"));
+
+  std::string all;
+  const int64_t count = o.i("count");
+  for (int64_t i = 0; i < count; i++) {
+    req.seed = seed + static_cast<uint64_t>(i);
+    if (count > 1) {
+      const std::string head = str(i == 0 ? "" : "\n", "--- sample ", i + 1, " of ", count, " (seed ", req.seed, ") ---\n");
+      std::fputs(head.c_str(), stdout);
+      all += head;
+    }
+    if (i == 0 && !quiet) {
+      std::fprintf(stderr, "seed %llu\n", (unsigned long long)seed);
+    }
+    std::fputs(req.prompt.c_str(), stdout);
+    std::fflush(stdout);
+    TextResult r = generate_text(model, req, [](const std::string& piece) {
+      std::fwrite(piece.data(), 1, piece.size(), stdout);
+      std::fflush(stdout);
+    });
+    if (i == 0 && r.prompt_cropped)
+      note(quiet, str("warning: the prompt was cropped to its last ", r.prompt_tokens,
+                      " tokens (the model's context)"));
+    all += req.prompt + r.text;
+    std::fputs("\n", stdout);
+    std::fflush(stdout);
+    note(quiet, str("[", r.tokens, " tokens in ", r.seconds, " s, ", r.tokens / (r.seconds > 0 ? r.seconds : 1e-9),
+                    " tokens/s, stop: ", r.stop_reason, "]"));
+    if (interrupt_requested()) break;
+  }
+  if (!o.s("out").empty()) {
+    write_file_atomic(o.s("out"), all + "\n");
+    note(quiet, "wrote " + o.s("out"));
+  }
+  return 0;
+}
+
+}  // namespace imagine::cli

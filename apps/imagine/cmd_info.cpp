@@ -1,0 +1,125 @@
+// `imagine info MODEL_DIR` and `imagine eval MODEL_DIR --data PATH`.
+#include <cmath>
+#include <cstdio>
+
+#include "commands.h"
+#include "core/error.h"
+#include "core/model_dir.h"
+#include "core/options.h"
+#include "core/runtime.h"
+#include "data/text_corpus.h"
+#include "models/text_model.h"
+
+namespace imagine::cli {
+
+static const OptionTable& info_table() {
+  static const OptionTable table = [] {
+    OptionTable t("imagine info MODEL_DIR [--json]",
+                  "Show a model's architecture, parameters, tokenizer, training record and best validation loss.");
+    t.flag("json", false, "print one JSON object");
+    return t;
+  }();
+  return table;
+}
+
+static const OptionTable& eval_table() {
+  static const OptionTable table = [] {
+    OptionTable t("imagine eval MODEL_DIR --data PATH [--json]",
+                  "Score a text file (or folder) with a model: mean loss in nats/token and bits per byte.");
+    t.text("data", "", "text file or folder to score", "PATH")
+        .choice("checkpoint", "best", {"best", "latest"}, "which weights to use")
+        .integer("batch-size", 16, 1, 4096, "windows per forward pass")
+        .flag("json", false, "print one JSON object")
+        .text("device", "auto", "auto, cpu or cuda[:N]", "DEV")
+        .integer("threads", 0, 0, 1024, "CPU threads (0 = all cores)");
+    return t;
+  }();
+  return table;
+}
+
+static std::string one_model_dir(const Options& o, const char* usage) {
+  if (o.positional.size() != 1)
+    throw UsageError(o.positional.empty() ? "missing MODEL_DIR" : "too many arguments", std::string("usage: ") + usage);
+  return o.positional[0];
+}
+
+int info(const Args& args) {
+  Options o = info_table().parse(args);
+  if (o.help_requested) return std::fputs(info_table().help_text().c_str(), stdout), 0;
+  const std::string dir = one_model_dir(o, "imagine info MODEL_DIR [--json]");
+  TextModel m = load_text_model(dir, torch::kCPU);
+  const auto& cfg = m.config;
+  const nlohmann::json training = cfg.value("training", nlohmann::json::object());
+  const nlohmann::json dataset = cfg.value("dataset", nlohmann::json::object());
+  nlohmann::json j = {{"model_dir", dir},
+                      {"format", cfg["format"]},
+                      {"format_version", cfg["format_version"]},
+                      {"family", cfg["family"]},
+                      {"architecture", cfg["architecture"]},
+                      {"parameters", m.gpt->num_parameters(false)},
+                      {"parameters_excluding_positions", m.gpt->num_parameters(true)},
+                      {"tokenizer", cfg["tokenizer"]},
+                      {"training", training},
+                      {"dataset", dataset},
+                      {"best_val_loss", training.value("best_val_loss", nlohmann::json(nullptr))}};
+  if (o.b("json")) {
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  const auto& a = cfg["architecture"];
+  std::printf("model:        %s (%s, format %s v%d)\n", dir.c_str(), cfg["family"].get<std::string>().c_str(),
+              cfg["format"].get<std::string>().c_str(), cfg["format_version"].get<int>());
+  std::printf("architecture: GPT, %lld layers, %lld heads, %lld wide, context %lld, dropout %g, bias %s\n",
+              (long long)a["n_layer"].get<int64_t>(), (long long)a["n_head"].get<int64_t>(),
+              (long long)a["n_embd"].get<int64_t>(), (long long)a["block_size"].get<int64_t>(),
+              a["dropout"].get<double>(), a["bias"].get<bool>() ? "yes" : "no");
+  std::printf("parameters:   %lld (%lld without position embeddings)\n", (long long)m.gpt->num_parameters(false),
+              (long long)m.gpt->num_parameters(true));
+  std::printf("tokenizer:    %s, %d tokens\n", m.tokenizer->kind().c_str(), m.tokenizer->vocab_size());
+  if (!training.empty()) {
+    const auto r = training.value("recipe", nlohmann::json::object());
+    std::printf("training:     %lld of %lld steps, batch %lld x %lld, lr %g -> %g, AdamW betas (%g, %g), "
+                "weight decay %g, seed %llu, device %s\n",
+                (long long)training.value("step", int64_t{0}), (long long)r.value("steps", int64_t{0}),
+                (long long)r.value("batch_size", int64_t{0}), (long long)r.value("grad_accum", int64_t{1}),
+                r.value("lr", 0.0), r.value("min_lr", 0.0), r.value("beta1", 0.0), r.value("beta2", 0.0),
+                r.value("weight_decay", 0.0), (unsigned long long)training.value("seed", uint64_t{0}),
+                training.value("device", std::string("?")).c_str());
+    const auto best = training.value("best_val_loss", nlohmann::json(nullptr));
+    if (best.is_number())
+      std::printf("best val:     %.4f nats/token at step %lld\n", best.get<double>(),
+                  (long long)training.value("best_step", int64_t{0}));
+  }
+  if (!dataset.empty()) {
+    std::printf("dataset:      %s: %zu file(s), %lld bytes, %lld documents; %lld train / %lld val tokens\n",
+                dataset.value("path", std::string("?")).c_str(), dataset.value("files", nlohmann::json::array()).size(),
+                (long long)dataset.value("bytes", int64_t{0}), (long long)dataset.value("documents", int64_t{0}),
+                (long long)dataset.value("train_tokens", int64_t{0}), (long long)dataset.value("val_tokens", int64_t{0}));
+    const auto skipped = dataset.value("skipped", nlohmann::json::array());
+    if (!skipped.empty()) std::printf("              %zu file(s) skipped (see config.json)\n", skipped.size());
+  }
+  return 0;
+}
+
+int eval(const Args& args) {
+  Options o = eval_table().parse(args);
+  if (o.help_requested) return std::fputs(eval_table().help_text().c_str(), stdout), 0;
+  const std::string dir = one_model_dir(o, "imagine eval MODEL_DIR --data PATH [--json]");
+  if (o.s("data").empty()) throw UsageError("missing --data", "pass --data PATH (a text file or folder to score)");
+  set_threads(static_cast<int>(o.i("threads")));
+  TextModel m = load_text_model(dir, resolve_device(o.s("device")), o.s("checkpoint"));
+  TextCorpus corpus = load_text_corpus(o.s("data"));
+  TextScore s = score_text(m, corpus.text, o.i("batch-size"));
+  if (o.b("json")) {
+    nlohmann::json j = {{"model_dir", dir},          {"data", o.s("data")},  {"loss", s.loss},
+                        {"bits_per_byte", s.bits_per_byte}, {"tokens", s.tokens}, {"bytes", s.bytes},
+                        {"perplexity", std::exp(s.loss)}};
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("loss %.4f nats/token, %.4f bits/byte, perplexity %.2f over %lld tokens (%lld bytes)\n", s.loss,
+                s.bits_per_byte, std::exp(s.loss), (long long)s.tokens, (long long)s.bytes);
+  }
+  return 0;
+}
+
+}  // namespace imagine::cli

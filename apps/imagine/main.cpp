@@ -1,0 +1,71 @@
+// imagine: train generative models on your own data and generate from them.
+// main() dispatches to one file per verb and is the single place where errors become
+// `error:` / `hint:` lines and exit codes (1 = failure, 2 = usage).
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+
+#include "commands.h"
+#include "core/error.h"
+#include "core/signals.h"
+
+namespace {
+
+const char* kUsage =
+    "imagine — train generative models on your own data, then generate from them\n"
+    "\n"
+    "usage:\n"
+    "  imagine train text --data PATH --out MODEL_DIR [--preset NAME] [--config FILE] [--steps N] [--resume] ...\n"
+    "  imagine generate text --model MODEL_DIR [--prompt S] [--max-tokens N] [--seed S] ...\n"
+    "  imagine info MODEL_DIR [--json]\n"
+    "  imagine eval MODEL_DIR --data PATH [--json]\n"
+    "\n"
+    "Run any command with --help for its options, defaults and presets.\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace imagine;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  try {
+    if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+      std::fputs(kUsage, stdout);
+      return args.empty() ? 2 : 0;
+    }
+    if (args[0] == "--version") {
+      std::printf("imagine 0.1.0 (LibTorch %d.%d)\n", TORCH_VERSION_MAJOR, TORCH_VERSION_MINOR);
+      return 0;
+    }
+    install_interrupt_handlers();
+    const std::string verb = args[0];
+    cli::Args rest(args.begin() + 1, args.end());
+    if (verb == "train") return cli::train(rest);
+    if (verb == "generate") return cli::generate(rest);
+    if (verb == "info") return cli::info(rest);
+    if (verb == "eval") return cli::eval(rest);
+    throw UsageError("unknown command '" + verb + "'", "commands: train, generate, info, eval (see imagine --help)");
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    if (!e.hint().empty()) std::fprintf(stderr, "hint: %s\n", e.hint().c_str());
+    return 2;
+  } catch (const Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    if (!e.hint().empty()) std::fprintf(stderr, "hint: %s\n", e.hint().c_str());
+    return 1;
+  } catch (const c10::Error& e) {
+    // Keep only torch's first line: the rest is a C++ backtrace.
+    std::string msg = e.what_without_backtrace();
+    msg = msg.substr(0, msg.find('\n'));
+    std::fprintf(stderr, "error: %s\n", msg.c_str());
+    std::fprintf(stderr, "hint: this is an internal tensor error; please report it with the command you ran\n");
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "error: out of memory\n");
+    std::fprintf(stderr, "hint: use a smaller model, batch or context\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    std::fprintf(stderr, "hint: please report this with the command you ran\n");
+    return 1;
+  }
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs every Debian package imagine needs to build, test, demo and benchmark.
+# Idempotent: packages already present are skipped, so it is cheap to run before each build.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ccache pkg-config
+  libtorch-dev              # LibTorch 1.13 (CPU)
+  libopenblas0-openmp       # without it LibTorch links reference BLAS: ~15x slower training
+  libsentencepiece-dev      # BPE tokenizer
+  nlohmann-json3-dev        # config.json, safetensors header
+  libgtest-dev googletest   # unit tests
+  python3-torch             # PyTorch reference models for bench/
+  fortunes                  # default text corpus for the demo
+  dataset-fashion-mnist     # default image data set
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null; then SUDO="sudo"; else
+    echo "error: missing packages: ${missing[*]}" >&2
+    echo "hint: run this script as root (or install sudo)" >&2
+    exit 1
+  fi
+fi
+
+echo "installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

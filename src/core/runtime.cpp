@@ -1,0 +1,100 @@
+// Device, threads and seeds. See runtime.h.
+#include "core/runtime.h"
+
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "core/error.h"
+
+namespace imagine {
+
+torch::Device resolve_device(const std::string& name) {
+  if (name == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  if (name == "cpu") return torch::Device(torch::kCPU);
+  if (name.rfind("cuda", 0) == 0) {
+    if (!torch::cuda::is_available())
+      throw Error("--device " + name + " requested but no CUDA device is available",
+                  "use --device cpu (or auto); this build or machine has no usable GPU");
+    try {
+      return torch::Device(name);
+    } catch (const std::exception&) {
+      throw UsageError("invalid device '" + name + "'", "use auto, cpu, cuda or cuda:N");
+    }
+  }
+  throw UsageError("invalid device '" + name + "'", "use auto, cpu, cuda or cuda:N");
+}
+
+int set_threads(int n) {
+  if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  torch::set_num_threads(n);
+  return torch::get_num_threads();
+}
+
+void seed_torch(uint64_t seed) { torch::manual_seed(seed); }
+
+uint64_t resolve_seed(int64_t seed) {
+  uint64_t s;
+  if (seed < 0) {
+    std::random_device rd;
+    s = ((static_cast<uint64_t>(rd()) << 32) ^ rd()) & 0x7fffffffffffffffULL;  // fits --seed
+  } else {
+    s = static_cast<uint64_t>(seed);
+  }
+  seed_torch(s);
+  return s;
+}
+
+static uint64_t splitmix64(uint64_t& x) {
+  uint64_t z = (x += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+Rng::Rng(uint64_t seed) {
+  for (auto& s : s_) s = splitmix64(seed);
+}
+
+static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+uint64_t Rng::next() {
+  const uint64_t result = rotl(s_[1] * 5, 7) * 9;
+  const uint64_t t = s_[1] << 17;
+  s_[2] ^= s_[0];
+  s_[3] ^= s_[1];
+  s_[1] ^= s_[2];
+  s_[0] ^= s_[3];
+  s_[2] ^= t;
+  s_[3] = rotl(s_[3], 45);
+  return result;
+}
+
+uint64_t Rng::below(uint64_t n) {
+  if (n == 0) return 0;
+  // rejection sampling keeps the distribution exactly uniform
+  const uint64_t limit = UINT64_MAX - UINT64_MAX % n;
+  uint64_t x;
+  do x = next();
+  while (x >= limit);
+  return x % n;
+}
+
+double Rng::uniform() { return static_cast<double>(next() >> 11) * (1.0 / 9007199254740992.0); }
+
+std::string Rng::state() const {
+  std::ostringstream os;
+  os << s_[0] << "," << s_[1] << "," << s_[2] << "," << s_[3];
+  return os.str();
+}
+
+void Rng::set_state(const std::string& s) {
+  std::istringstream is(s);
+  char comma;
+  uint64_t v[4];
+  IMAGINE_CHECK(is >> v[0] >> comma >> v[1] >> comma >> v[2] >> comma >> v[3], "the trainer state is corrupted",
+                "invalid RNG state '", s, "'");
+  for (int i = 0; i < 4; i++) s_[i] = v[i];
+}
+
+}  // namespace imagine

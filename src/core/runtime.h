@@ -1,0 +1,37 @@
+// Run-time set-up shared by every command: device choice, thread count, seeds.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include <torch/torch.h>
+
+namespace imagine {
+
+// "auto" (CUDA when available, else CPU), "cpu" or "cuda[:N]". Throws on "cuda" without one.
+torch::Device resolve_device(const std::string& name);
+
+// Sets torch's intra-op threads; n <= 0 means the machine's core count (LibTorch's own
+// default is 1 on Debian, which wastes the other cores). Returns the count in effect.
+int set_threads(int n);
+
+// -1 means "pick a random seed"; the seed actually used is returned so it can be printed
+// and recorded. Seeds torch's CPU (and CUDA) generators.
+uint64_t resolve_seed(int64_t seed);
+void seed_torch(uint64_t seed);
+
+// A small deterministic generator (xoshiro256**) for data sampling, whose state is four
+// integers so checkpoints can store it exactly.
+class Rng {
+ public:
+  explicit Rng(uint64_t seed = 0);
+  uint64_t next();
+  uint64_t below(uint64_t n);  // uniform in [0, n)
+  double uniform();            // [0, 1)
+  std::string state() const;   // "a,b,c,d"
+  void set_state(const std::string& s);
+
+ private:
+  uint64_t s_[4];
+};
+
+}  // namespace imagine

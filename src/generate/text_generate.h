@@ -1,0 +1,41 @@
+// Text generation with a KV cache: prompt -> streamed continuation, with stop strings.
+// When the context fills up, the window slides: the newest half is kept and re-encoded
+// (learned positions cannot extend past block_size).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "generate/sampler.h"
+#include "models/text_model.h"
+
+namespace imagine {
+
+struct TextRequest {
+  std::string prompt;               // may be empty: generation then starts after a newline
+  int64_t max_tokens = 256;         // new tokens at most
+  std::vector<std::string> stop;    // stop before the first occurrence of any of these
+  SamplingParams sampling;
+  uint64_t seed = 0;
+  bool kv_cache = true;             // false: recompute the whole window for every token
+};
+
+struct TextResult {
+  std::string text;                 // generated text (prompt excluded, stop string excluded)
+  int64_t tokens = 0;               // new tokens sampled
+  int64_t prompt_tokens = 0;        // after cropping
+  bool prompt_cropped = false;
+  std::string stop_reason;          // "max_tokens" or "stop"
+  double seconds = 0;               // generation time, prompt processing included
+};
+
+// `on_text` receives the output as it becomes final (held back only while it could be the
+// start of a stop string).
+TextResult generate_text(TextModel& model, const TextRequest& req,
+                         const std::function<void(const std::string&)>& on_text = nullptr);
+
+// Next-token logits for a token sequence, by full recomputation (tests, eval).
+torch::Tensor next_token_logits(GPT& gpt, const std::vector<int64_t>& tokens, torch::Device device);
+
+}  // namespace imagine

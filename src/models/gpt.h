@@ -1,0 +1,56 @@
+// GPT: a decoder-only Transformer (pre-LayerNorm, learned positions, GELU MLP, output head
+// tied to the token embedding, dropout). One implementation serves text and music tokens.
+// Leaves out: rotary positions, grouped-query attention, mixed precision.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "nn/attention.h"
+
+namespace imagine {
+
+struct GPTConfig {
+  int64_t vocab_size = 256;  // tokens in the tokenizer
+  int64_t block_size = 64;   // context length in tokens
+  int64_t n_layer = 4;       // Transformer blocks
+  int64_t n_head = 4;        // attention heads per block
+  int64_t n_embd = 128;      // embedding width; divisible by n_head
+  double dropout = 0.0;      // on embeddings, attention output and MLP output while training
+  bool bias = true;          // biases in Linear and LayerNorm layers
+
+  nlohmann::json to_json() const;
+  static GPTConfig from_json(const nlohmann::json& j);  // validates
+  void validate() const;                                // throws imagine::Error
+};
+
+// One LayerCache per block: the KV cache used for generation.
+using KVCache = std::vector<nn::LayerCache>;
+
+struct GPTImpl : torch::nn::Module {
+  explicit GPTImpl(const GPTConfig& config);
+
+  // idx: (B, T) token ids -> logits (B, T, vocab). With a cache, idx holds only new tokens,
+  // positions continue from the cache, and the cache is extended. Positions must stay below
+  // block_size (the generator slides the window).
+  torch::Tensor forward(const torch::Tensor& idx, KVCache* cache = nullptr);
+  // Mean cross-entropy (nats/token) of predicting targets (B, T) from idx (B, T).
+  torch::Tensor loss(const torch::Tensor& idx, const torch::Tensor& targets);
+
+  KVCache new_cache() const { return KVCache(config.n_layer); }
+  int64_t num_parameters(bool exclude_positions = true) const;
+
+  GPTConfig config;
+  torch::nn::Embedding wte{nullptr}, wpe{nullptr};
+  torch::nn::Dropout drop{nullptr};
+  torch::nn::ModuleList h{nullptr};
+  std::vector<nn::Block> blocks;  // the same modules as h, typed
+  nn::LayerNorm ln_f{nullptr};
+};
+TORCH_MODULE(GPT);
+
+}  // namespace imagine

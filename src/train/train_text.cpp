@@ -1,0 +1,290 @@
+// `imagine train text`: options, presets and the text pipeline around the one Trainer.
+#include "train/train_text.h"
+
+#include <cmath>
+#include <map>
+
+#include "core/error.h"
+#include "core/model_dir.h"
+#include "core/runtime.h"
+#include "data/text_corpus.h"
+#include "data/token_dataset.h"
+#include "generate/text_generate.h"
+#include "models/text_model.h"
+
+namespace imagine {
+
+const OptionTable& text_train_table() {
+  static const OptionTable table = [] {
+    OptionTable t("imagine train text --data PATH --out MODEL_DIR [options]",
+                  "Train a GPT-style Transformer on a text file or a folder of text files.");
+    t.text("data", "", "text file or folder of text files (recursive; binary files are skipped)", "PATH")
+        .text("out", "", "model directory to write (refuses to overwrite an existing model)", "DIR")
+        .flag("resume", false, "continue the run in --out from checkpoint-latest exactly")
+        .integer("steps", 2000, 0, 1e9, "optimizer steps in total")
+        .integer("batch-size", 12, 1, 65536, "sequences per micro-batch")
+        .integer("grad-accum", 1, 1, 4096, "micro-batches per optimizer step")
+        .integer("block-size", 64, 2, 65536, "context length in tokens")
+        .integer("n-layer", 4, 1, 256, "Transformer blocks")
+        .integer("n-head", 4, 1, 256, "attention heads")
+        .integer("n-embd", 128, 8, 65536, "embedding width (a multiple of n-head)")
+        .real("dropout", 0.0, 0.0, 0.95, "dropout probability while training")
+        .flag("bias", false, "biases in Linear and LayerNorm layers")
+        .choice("tokenizer", "byte", {"byte", "bpe"}, "byte (256 symbols) or SentencePiece BPE trained on the data")
+        .integer("vocab-size", 2048, 273, 1 << 20, "BPE vocabulary size (with --tokenizer bpe)")
+        .real("val-fraction", 0.1, 0.001, 0.5, "last fraction of the data held out for validation")
+        .real("lr", 1e-3, 1e-7, 1.0, "peak learning rate")
+        .real("min-lr", 1e-4, 0.0, 1.0, "learning rate at the end of the cosine decay")
+        .integer("warmup-steps", 100, 0, 1e9, "linear warm-up steps")
+        .integer("decay-steps", 0, 0, 1e9, "step where the cosine decay ends (0 = --steps)")
+        .real("beta1", 0.9, 0.0, 0.999999, "AdamW beta1")
+        .real("beta2", 0.99, 0.0, 0.999999, "AdamW beta2")
+        .real("weight-decay", 0.1, 0.0, 10.0, "AdamW decoupled weight decay (matrices and embeddings)")
+        .real("grad-clip", 1.0, 0.0, 1e6, "clip the global gradient norm (0 = off)")
+        .integer("eval-every", 250, 0, 1e9, "evaluate and checkpoint every N steps (0 = at the end)")
+        .integer("eval-iters", 20, 1, 1e6, "batches per evaluation")
+        .integer("log-every", 10, 1, 1e9, "metrics / plain progress line every N steps")
+        .real("stop-at-loss", 0.0, 0.0, 100.0, "stop once validation loss <= this (0 = off)")
+        .flag("samples", true, "print a short sample at each evaluation")
+        .integer("seed", 1337, -1, 9.2e18, "random seed (-1 = random; the seed used is recorded)")
+        .text("device", "auto", "auto, cpu or cuda[:N]", "DEV")
+        .integer("threads", 0, 0, 1024, "CPU threads (0 = all cores)")
+        .flag("quiet", false, "no progress output");
+    t.preset({"tiny", "2 layers, 32 wide, context 32: seconds on a CPU (tests)",
+              {{"n-layer", "2"}, {"n-head", "2"}, {"n-embd", "32"}, {"block-size", "32"}, {"batch-size", "8"},
+               {"steps", "100"}, {"lr", "3e-3"}, {"min-lr", "3e-4"}, {"warmup-steps", "10"}, {"eval-every", "50"},
+               {"eval-iters", "4"}, {"log-every", "10"}}});
+    t.preset({"shakespeare-cpu", "nanoGPT's CPU benchmark: 4 layers, 4 heads, 128 wide, context 64, batch 12",
+              {{"n-layer", "4"}, {"n-head", "4"}, {"n-embd", "128"}, {"block-size", "64"}, {"batch-size", "12"},
+               {"steps", "2000"}, {"decay-steps", "2000"}, {"lr", "1e-3"}, {"min-lr", "1e-4"}, {"beta2", "0.99"},
+               {"warmup-steps", "100"}, {"dropout", "0"}, {"eval-every", "250"}, {"eval-iters", "20"},
+               {"bias", "false"}}});
+    t.preset({"shakespeare", "nanoGPT's GPU benchmark: 6 layers, 6 heads, 384 wide, context 256, batch 64",
+              {{"n-layer", "6"}, {"n-head", "6"}, {"n-embd", "384"}, {"block-size", "256"}, {"batch-size", "64"},
+               {"steps", "5000"}, {"decay-steps", "5000"}, {"lr", "1e-3"}, {"min-lr", "1e-4"}, {"beta2", "0.99"},
+               {"warmup-steps", "100"}, {"dropout", "0.2"}, {"eval-every", "250"}, {"eval-iters", "200"},
+               {"bias", "false"}}});
+    return t;
+  }();
+  return table;
+}
+
+namespace {
+
+// The text family's plug-in for the Trainer.
+class TextTask : public TrainTask {
+ public:
+  TextTask(TextModel& m, TokenDataset train, TokenDataset val, int64_t batch, uint64_t seed,
+           nlohmann::json config, double val_tokens_per_byte, bool samples)
+      : m_(m), train_(std::move(train)), val_(std::move(val)), batch_(batch), seed_(seed),
+        config_(std::move(config)), val_tokens_per_byte_(val_tokens_per_byte), samples_(samples) {}
+
+  torch::nn::Module& model() override { return *m_.gpt; }
+  int64_t units_per_micro_batch() const override { return batch_ * m_.gpt->config.block_size; }
+  nlohmann::json model_config() const override { return config_; }
+
+  torch::Tensor micro_batch_loss(Rng& rng) override {
+    auto [x, y] = train_.batch(rng, batch_, m_.gpt->config.block_size);
+    return m_.gpt->loss(x, y);
+  }
+
+  std::map<std::string, double> evaluate(int64_t iters) override {
+    torch::NoGradGuard no_grad;
+    // Fixed batches: every evaluation of a run sees the same data, and the training RNG
+    // is untouched, so evaluating never changes the training trajectory.
+    auto mean_loss = [&](const TokenDataset& d, uint64_t salt) {
+      Rng rng(seed_ ^ salt);
+      double sum = 0;
+      for (int64_t i = 0; i < iters; i++) {
+        auto [x, y] = d.batch(rng, batch_, std::min<int64_t>(m_.gpt->config.block_size, d.size() - 1));
+        sum += m_.gpt->loss(x, y).item<double>();
+      }
+      return sum / iters;
+    };
+    const double val = mean_loss(val_, 0xE7A1);
+    return {{"val_loss", val},
+            {"val_bpb", val / std::log(2.0) * val_tokens_per_byte_},
+            {"train_loss", mean_loss(train_, 0x7A1E)}};
+  }
+
+  std::string eval_sample() override {
+    if (!samples_) return "";
+    TextRequest req;
+    req.max_tokens = 96;
+    req.seed = seed_;
+    std::string s = generate_text(m_, req).text;
+    std::string shown;
+    for (char c : s) shown += c == '\n' ? std::string("\\n") : std::string(1, c);
+    return "  sample: " + shown;
+  }
+
+ private:
+  TextModel& m_;
+  TokenDataset train_, val_;
+  int64_t batch_;
+  uint64_t seed_;
+  nlohmann::json config_;
+  double val_tokens_per_byte_;
+  bool samples_;
+};
+
+std::string summarize_skips(const std::vector<SkippedFile>& skipped) {
+  std::map<std::string, int> by_reason;
+  for (auto& s : skipped) {
+    std::string r = s.reason;
+    if (r.rfind("duplicate of", 0) == 0) r = "duplicate (symlink or hard link)";
+    by_reason[r]++;
+  }
+  std::string out;
+  for (auto& [r, n] : by_reason) out += (out.empty() ? "" : ", ") + std::to_string(n) + " " + r;
+  return out;
+}
+
+}  // namespace
+
+TextTrainResult train_text(const Options& given, const std::function<void(const std::string&)>& log) {
+  IMAGINE_CHECK(!given.s("out").empty(), "pass --out DIR for the model directory", "missing --out");
+  const std::string out = given.s("out");
+  const bool resume = given.b("resume");
+  Options o = given;
+  nlohmann::json previous;
+  if (resume) {
+    // The run continues with the options it was started with; flags given now override
+    // the recipe (e.g. more --steps), never the architecture.
+    previous = read_model_config(out);
+    const nlohmann::json recorded = previous.value("training", nlohmann::json::object()).value("options", nlohmann::json::object());
+    for (auto& [k, v] : recorded.items()) {
+      if (k == "resume" || !text_train_table().find(k)) continue;
+      if (!given.given(k)) {
+        o.set_json(k, v, "checkpoint");
+        continue;
+      }
+      Options probe = given;
+      probe.set_json(k, v, "checkpoint");
+      const bool arch = k == "n-layer" || k == "n-head" || k == "n-embd" || k == "block-size" || k == "tokenizer" ||
+                        k == "vocab-size" || k == "bias";
+      IMAGINE_CHECK(!arch || probe.s(k) == given.s(k), "drop the architecture flags when resuming", "--", k, " ",
+                    given.s(k), " differs from the checkpoint's ", probe.s(k),
+                    "; the architecture cannot change when resuming");
+    }
+  } else {
+    IMAGINE_CHECK(!path_exists(join_path(out, "config.json")),
+                  "pass --resume to continue it, or choose another --out (delete the folder to start over)",
+                  out, " already holds a model; refusing to overwrite it");
+  }
+
+  IMAGINE_CHECK(!o.s("data").empty(), "pass --data PATH (a text file or folder)", "missing --data");
+  TextTrainResult result;
+  result.out_dir = out;
+  const int threads = set_threads(static_cast<int>(o.i("threads")));
+  const torch::Device device = resolve_device(o.s("device"));
+  int64_t seed_opt = o.i("seed");
+  if (resume) seed_opt = previous["training"].value("seed", int64_t{0});  // the recorded seed, even if it was -1
+  result.seed = resolve_seed(seed_opt);
+
+  // Data
+  TextCorpus corpus = load_text_corpus(o.s("data"));
+  {
+    std::string msg = str("data: ", corpus.files.size(), " file(s), ", corpus.text.size(), " bytes, ",
+                          corpus.documents, " document(s) from ", o.s("data"));
+    if (!corpus.skipped.empty()) msg += str("; skipped ", corpus.skipped.size(), ": ", summarize_skips(corpus.skipped));
+    log(msg);
+  }
+  const double val_fraction = o.f("val-fraction");
+  const size_t split = static_cast<size_t>(std::floor(corpus.text.size() * (1.0 - val_fraction)));
+  const std::string train_text_s = corpus.text.substr(0, split), val_text = corpus.text.substr(split);
+
+  // Tokenizer and architecture (from the checkpoint when resuming)
+  TextModel model;
+  model.device = device;
+  model.dir = out;
+  GPTConfig arch;
+  if (resume) {
+    arch = GPTConfig::from_json(previous.at("architecture"));
+    model.tokenizer = load_tokenizer(previous.at("tokenizer"), out);
+  } else {
+    if (o.s("tokenizer") == "bpe") {
+      log(str("training a BPE tokenizer (", o.i("vocab-size"), " tokens) on the training split..."));
+      model.tokenizer = train_bpe_tokenizer(train_text_s, static_cast<int>(o.i("vocab-size")));
+    } else {
+      model.tokenizer = make_byte_tokenizer();
+    }
+    arch.vocab_size = model.tokenizer->vocab_size();
+    arch.block_size = o.i("block-size");
+    arch.n_layer = o.i("n-layer");
+    arch.n_head = o.i("n-head");
+    arch.n_embd = o.i("n-embd");
+    arch.bias = o.b("bias");
+  }
+  arch.dropout = o.f("dropout");
+  arch.validate();
+  const auto train_tokens = model.tokenizer->encode(train_text_s);
+  const auto val_tokens = model.tokenizer->encode(val_text);
+  IMAGINE_CHECK(static_cast<int64_t>(train_tokens.size()) > arch.block_size + 1,
+                "use more data or a smaller --block-size", "the training split has ", train_tokens.size(),
+                " tokens, too few for a context of ", arch.block_size);
+  IMAGINE_CHECK(val_tokens.size() >= 2, "use more data or a larger --val-fraction",
+                "the validation split has only ", val_tokens.size(), " token(s)");
+  log(str("split: ", train_tokens.size(), " training tokens, ", val_tokens.size(), " validation tokens (last ",
+          val_fraction * 100, "%), tokenizer ", model.tokenizer->kind(), " (", model.tokenizer->vocab_size(),
+          " tokens)"));
+
+  make_dirs(out);
+  nlohmann::json tokenizer_entry = resume ? previous.at("tokenizer") : model.tokenizer->save(out);
+  nlohmann::json files = nlohmann::json::array();
+  for (auto& f : corpus.files)
+    files.push_back({{"path", f.path}, {"bytes", f.bytes}, {"sha256", f.sha256}, {"format", f.format},
+                     {"documents", f.documents}});
+  nlohmann::json skipped = nlohmann::json::array();
+  for (auto& s : corpus.skipped) skipped.push_back({{"path", s.path}, {"reason", s.reason}});
+  nlohmann::json dataset = {{"path", o.s("data")},         {"files", files},
+                            {"skipped", skipped},          {"bytes", corpus.text.size()},
+                            {"documents", corpus.documents}, {"val_fraction", val_fraction},
+                            {"train_bytes", train_text_s.size()}, {"val_bytes", val_text.size()},
+                            {"train_tokens", train_tokens.size()}, {"val_tokens", val_tokens.size()}};
+  if (resume && previous.contains("dataset")) {
+    const auto& old_files = previous["dataset"].value("files", nlohmann::json::array());
+    if (old_files != files) log("warning: the data differs from the run being resumed");
+  }
+
+  torch::manual_seed(result.seed);  // weight initialisation depends only on the seed
+  model.gpt = GPT(arch);
+  model.gpt->to(device);
+  result.parameters = model.gpt->num_parameters();
+  log(str("model: GPT ", arch.n_layer, " layers, ", arch.n_head, " heads, ", arch.n_embd, " wide, context ",
+          arch.block_size, ", ", result.parameters, " parameters; device ", device.str(), ", ", threads,
+          " threads, seed ", result.seed));
+
+  TrainRecipe recipe;
+  recipe.steps = o.i("steps");
+  recipe.batch_size = o.i("batch-size");
+  recipe.grad_accum = o.i("grad-accum");
+  recipe.lr = o.f("lr");
+  recipe.min_lr = o.f("min-lr");
+  recipe.warmup_steps = o.i("warmup-steps");
+  recipe.decay_steps = o.i("decay-steps");
+  recipe.adamw.beta1 = o.f("beta1");
+  recipe.adamw.beta2 = o.f("beta2");
+  recipe.adamw.weight_decay = o.f("weight-decay");
+  recipe.grad_clip = o.f("grad-clip");
+  recipe.eval_every = o.i("eval-every");
+  recipe.eval_iters = o.i("eval-iters");
+  recipe.log_every = o.i("log-every");
+  recipe.stop_at_loss = o.f("stop-at-loss");
+  IMAGINE_CHECK(recipe.min_lr <= recipe.lr, "pass --min-lr at most --lr", "--min-lr ", recipe.min_lr,
+                " exceeds --lr ", recipe.lr);
+
+  const double val_tpb = static_cast<double>(val_tokens.size()) / static_cast<double>(val_text.size());
+  TextTask task(model, TokenDataset(train_tokens, device), TokenDataset(val_tokens, device), recipe.batch_size,
+                result.seed, text_model_config(arch, tokenizer_entry, dataset), val_tpb, o.b("samples"));
+  nlohmann::json run_info = {{"device", device.str()}, {"threads", threads}, {"options", o.to_json()}};
+  Trainer trainer(task, recipe, out, result.seed, run_info, o.b("quiet"));
+  if (resume) {
+    trainer.resume();
+    log(str("resuming ", out, " from its latest checkpoint"));
+  }
+  result.outcome = trainer.run();
+  return result;
+}
+
+}  // namespace imagine

@@ -1,0 +1,317 @@
+// The training loop. See trainer.h. Checkpoint writes never damage the previous
+// checkpoint: checkpoint-latest is written to a fresh folder and swapped in by rename.
+#include "train/trainer.h"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/files.h"
+#include "core/model_dir.h"
+#include "core/progress.h"
+#include "core/safetensors.h"
+#include "core/signals.h"
+#include "nn/weights.h"
+
+namespace fs = std::filesystem;
+
+namespace imagine {
+
+nlohmann::json TrainRecipe::to_json() const {
+  return {{"steps", steps},
+          {"batch_size", batch_size},
+          {"grad_accum", grad_accum},
+          {"lr", lr},
+          {"min_lr", min_lr},
+          {"warmup_steps", warmup_steps},
+          {"decay_steps", decay_end()},
+          {"optimizer", "adamw"},
+          {"beta1", adamw.beta1},
+          {"beta2", adamw.beta2},
+          {"eps", adamw.eps},
+          {"weight_decay", adamw.weight_decay},
+          {"grad_clip", grad_clip},
+          {"eval_every", eval_every},
+          {"eval_iters", eval_iters},
+          {"log_every", log_every},
+          {"stop_at_loss", stop_at_loss}};
+}
+
+TrainRecipe TrainRecipe::from_json(const nlohmann::json& j) {
+  TrainRecipe r;
+  r.steps = j.value("steps", r.steps);
+  r.batch_size = j.value("batch_size", r.batch_size);
+  r.grad_accum = j.value("grad_accum", r.grad_accum);
+  r.lr = j.value("lr", r.lr);
+  r.min_lr = j.value("min_lr", r.min_lr);
+  r.warmup_steps = j.value("warmup_steps", r.warmup_steps);
+  r.decay_steps = j.value("decay_steps", r.decay_steps);
+  r.adamw.beta1 = j.value("beta1", r.adamw.beta1);
+  r.adamw.beta2 = j.value("beta2", r.adamw.beta2);
+  r.adamw.eps = j.value("eps", r.adamw.eps);
+  r.adamw.weight_decay = j.value("weight_decay", r.adamw.weight_decay);
+  r.grad_clip = j.value("grad_clip", r.grad_clip);
+  r.eval_every = j.value("eval_every", r.eval_every);
+  r.eval_iters = j.value("eval_iters", r.eval_iters);
+  r.log_every = j.value("log_every", r.log_every);
+  r.stop_at_loss = j.value("stop_at_loss", r.stop_at_loss);
+  return r;
+}
+
+static std::vector<std::pair<std::string, torch::Tensor>> named_params(torch::nn::Module& m) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (auto& p : m.named_parameters()) out.push_back({p.key(), p.value()});
+  return out;
+}
+
+Trainer::Trainer(TrainTask& task, TrainRecipe recipe, std::string out_dir, uint64_t seed, nlohmann::json run_info,
+                 bool quiet)
+    : task_(task), recipe_(recipe), out_(std::move(out_dir)), seed_(seed), run_info_(std::move(run_info)),
+      quiet_(quiet), opt_(named_params(task.model()), recipe.adamw), data_rng_(seed ^ 0x5EEDDA7AULL) {}
+
+static torch::Generator cpu_generator() { return at::detail::getDefaultCPUGenerator(); }
+
+void Trainer::resume() {
+  std::string dir = join_path(out_, "checkpoint-latest");
+  if (!path_exists(join_path(dir, "trainer_state.json")) && path_exists(join_path(out_, "checkpoint-latest.old")))
+    dir = join_path(out_, "checkpoint-latest.old");  // a crash during the swap
+  const std::string state_json = join_path(dir, "trainer_state.json");
+  IMAGINE_CHECK(path_exists(state_json), "train without --resume to start a new run",
+                "nothing to resume: ", state_json, " does not exist");
+  nlohmann::json st;
+  try {
+    st = nlohmann::json::parse(read_file(state_json));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(state_json + " is not valid JSON", "the checkpoint is damaged; start a new run");
+  }
+  IMAGINE_CHECK(st.value("format", "") == "imagine.trainer_state" && st.value("format_version", 0) == 1,
+                "the checkpoint is damaged or from another version", state_json, " is not a trainer state v1");
+  for (auto& [file, sha] : json_field(st, "files", state_json).items()) {
+    IMAGINE_CHECK(sha256_file(join_path(dir, file)) == sha.get<std::string>(),
+                  "the checkpoint is damaged; start a new run", join_path(dir, file),
+                  " does not match its recorded checksum");
+  }
+  load_module_weights(task_.model(), load_safetensors(join_path(dir, "model.safetensors")).tensors,
+                      join_path(dir, "model.safetensors"));
+  auto ts = load_safetensors(join_path(dir, "trainer_state.safetensors"));
+  start_step_ = json_field(st, "step", state_json).get<int64_t>();
+  opt_.load_state(ts.tensors, json_field(st, "optimizer_steps", state_json).get<int64_t>());
+  data_rng_.set_state(json_field(st, "data_rng", state_json).get<std::string>());
+  auto it = ts.tensors.find("rng.torch_cpu");
+  IMAGINE_CHECK(it != ts.tensors.end(), "the checkpoint is damaged", "trainer state lacks the torch RNG state");
+  {
+    auto gen = cpu_generator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(it->second);
+  }
+  best_val_ = st.value("best_val_loss", std::numeric_limits<double>::infinity());
+  if (st["best_val_loss"].is_null()) best_val_ = std::numeric_limits<double>::infinity();
+  best_step_ = st.value("best_step", int64_t{0});
+  prior_seconds_ = st.value("elapsed_s", 0.0);
+
+  // Drop metrics logged after the checkpoint, so the resumed log continues seamlessly.
+  const std::string metrics = join_path(out_, "metrics.jsonl");
+  if (path_exists(metrics)) {
+    std::istringstream in(read_file(metrics));
+    std::string line, kept;
+    while (std::getline(in, line)) {
+      try {
+        if (nlohmann::json::parse(line).value("step", int64_t{0}) <= start_step_) kept += line + "\n";
+      } catch (...) {
+      }
+    }
+    write_file_atomic(metrics, kept);
+  }
+  IMAGINE_CHECK(start_step_ <= recipe_.steps, "pass a larger --steps to train further",
+                "the checkpoint is at step ", start_step_, ", beyond --steps ", recipe_.steps);
+}
+
+nlohmann::json Trainer::training_record(int64_t step) const {
+  nlohmann::json j = run_info_;
+  j["recipe"] = recipe_.to_json();
+  j["seed"] = seed_;
+  j["step"] = step;
+  j["best_step"] = best_step_;
+  j["best_val_loss"] = std::isfinite(best_val_) ? nlohmann::json(best_val_) : nlohmann::json(nullptr);
+  return j;
+}
+
+void Trainer::append_metrics(const nlohmann::json& j) {
+  std::ofstream f(join_path(out_, "metrics.jsonl"), std::ios::app);
+  f << j.dump() << "\n";
+}
+
+void Trainer::save_best(int64_t step, double val_loss) {
+  best_val_ = val_loss;
+  best_step_ = step;
+  save_safetensors(join_path(out_, "model.safetensors"), module_weights(task_.model()),
+                   {{"format", "pt"}, {"step", std::to_string(step)}});
+  nlohmann::json cfg = task_.model_config();
+  cfg["training"] = training_record(step);
+  write_model_config(out_, cfg);
+}
+
+void Trainer::save_latest(int64_t step, double elapsed) {
+  const std::string final_dir = join_path(out_, "checkpoint-latest");
+  const std::string tmp = join_path(out_, "checkpoint-latest.tmp-" + std::to_string(getpid()));
+  const std::string old = join_path(out_, "checkpoint-latest.old");
+  fs::remove_all(tmp);
+  make_dirs(tmp);
+  std::map<std::string, torch::Tensor> state = opt_.state();
+  {
+    auto gen = cpu_generator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    state["rng.torch_cpu"] = gen.get_state();
+  }
+  const std::string model_bytes = safetensors_bytes(module_weights(task_.model()), {{"format", "pt"}});
+  const std::string state_bytes = safetensors_bytes(state);
+  write_file_atomic(join_path(tmp, "model.safetensors"), model_bytes);
+  write_file_atomic(join_path(tmp, "trainer_state.safetensors"), state_bytes);
+  nlohmann::json st = {{"format", "imagine.trainer_state"},
+                       {"format_version", 1},
+                       {"step", step},
+                       {"optimizer_steps", opt_.steps()},
+                       {"data_rng", data_rng_.state()},
+                       {"lr", lr_at(step, recipe_.lr, recipe_.min_lr, recipe_.warmup_steps, recipe_.decay_end())},
+                       {"best_val_loss", std::isfinite(best_val_) ? nlohmann::json(best_val_) : nlohmann::json(nullptr)},
+                       {"best_step", best_step_},
+                       {"elapsed_s", elapsed},
+                       {"recipe", recipe_.to_json()},
+                       {"files",
+                        {{"model.safetensors", sha256_hex(model_bytes)},
+                         {"trainer_state.safetensors", sha256_hex(state_bytes)}}}};
+  write_file_atomic(join_path(tmp, "trainer_state.json"), st.dump(2) + "\n");
+  // Swap: the previous checkpoint survives until the new one is complete and in place.
+  std::error_code ec;
+  fs::remove_all(old, ec);
+  if (fs::exists(final_dir)) fs::rename(final_dir, old);
+  fs::rename(tmp, final_dir);
+  fs::remove_all(old, ec);
+  if (!std::isfinite(best_val_)) {
+    // No evaluation yet: keep config.json current so the directory is always loadable.
+    nlohmann::json cfg = task_.model_config();
+    cfg["training"] = training_record(step);
+    write_model_config(out_, cfg);
+    if (!path_exists(join_path(out_, "model.safetensors")))
+      write_file_atomic(join_path(out_, "model.safetensors"), model_bytes);
+  }
+}
+
+static std::string fmt(double v, int prec = 4) {
+  std::ostringstream os;
+  os << std::fixed << std::setprecision(prec) << v;
+  return os.str();
+}
+
+static std::string fmt_rate(double r) {
+  std::ostringstream os;
+  if (r >= 1e6) os << std::fixed << std::setprecision(2) << r / 1e6 << "M";
+  else if (r >= 1e3) os << std::fixed << std::setprecision(1) << r / 1e3 << "k";
+  else os << std::fixed << std::setprecision(0) << r;
+  return os.str();
+}
+
+TrainOutcome Trainer::run() {
+  make_dirs(out_);
+  TrainOutcome out;
+  auto& model = task_.model();
+  auto params = model.parameters();
+  Progress progress(recipe_.steps, recipe_.log_every, quiet_, "train");
+  const auto t_start = std::chrono::steady_clock::now();
+  auto since = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  };
+  double train_seconds = 0, units = 0, last_loss = 0;
+  int64_t step = start_step_;
+  double val_loss = std::numeric_limits<double>::quiet_NaN();
+
+  auto evaluate = [&](int64_t at_step) {
+    model.eval();
+    auto m = task_.evaluate(recipe_.eval_iters);
+    std::string sample = task_.eval_sample();
+    model.train();
+    val_loss = m.at("val_loss");
+    nlohmann::json j = {{"step", at_step}, {"event", "eval"}};
+    std::string line = "step " + std::to_string(at_step) + ":";
+    for (auto& [k, v] : m) {
+      j[k] = v;
+      line += " " + k + " " + fmt(v);
+    }
+    const bool improved = val_loss < best_val_;
+    if (improved) save_best(at_step, val_loss);
+    j["best_val_loss"] = best_val_;
+    append_metrics(j);
+    if (improved) line += " (best)";
+    progress.message(line);
+    if (!sample.empty()) progress.message(sample);
+  };
+
+  model.train();
+  while (step < recipe_.steps) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const double lr = lr_at(step, recipe_.lr, recipe_.min_lr, recipe_.warmup_steps, recipe_.decay_end());
+    opt_.zero_grad();
+    double loss_sum = 0;
+    for (int64_t micro = 0; micro < recipe_.grad_accum; micro++) {
+      auto loss = task_.micro_batch_loss(data_rng_);
+      (loss / static_cast<double>(recipe_.grad_accum)).backward();
+      loss_sum += loss.item<double>();
+    }
+    last_loss = loss_sum / recipe_.grad_accum;
+    if (!std::isfinite(last_loss))
+      throw Error(str("training diverged: loss is ", last_loss, " at step ", step + 1),
+                  "lower --lr or raise --warmup-steps; the last good checkpoint is in checkpoint-latest");
+    double grad_norm = 0;
+    if (recipe_.grad_clip > 0) grad_norm = torch::nn::utils::clip_grad_norm_(params, recipe_.grad_clip);
+    opt_.step(lr);
+    step++;
+    train_seconds += since(t0);
+    units += static_cast<double>(task_.units_per_micro_batch() * recipe_.grad_accum);
+    const double rate = units / (train_seconds > 0 ? train_seconds : 1e-9);
+    progress.update(step, "loss " + fmt(last_loss) + " " + fmt_rate(rate) + " " + task_.unit() + "/s");
+    if (step % recipe_.log_every == 0 || step == recipe_.steps) {
+      append_metrics({{"step", step},
+                      {"loss", last_loss},
+                      {"lr", lr},
+                      {"grad_norm", grad_norm},
+                      {task_.unit() + "_per_s", rate},
+                      {"elapsed_s", prior_seconds_ + since(t_start)}});
+    }
+    if (on_step) on_step(step, last_loss);
+
+    const bool eval_now = (recipe_.eval_every > 0 && step % recipe_.eval_every == 0) || step == recipe_.steps;
+    if (eval_now) {
+      evaluate(step);
+      save_latest(step, prior_seconds_ + since(t_start));
+      if (recipe_.stop_at_loss > 0 && val_loss <= recipe_.stop_at_loss) {
+        out.reached_target = true;
+        progress.message("reached target validation loss " + fmt(recipe_.stop_at_loss) + " at step " +
+                         std::to_string(step));
+        break;
+      }
+    }
+    if (interrupt_requested()) {
+      if (!eval_now) save_latest(step, prior_seconds_ + since(t_start));
+      out.interrupted = true;
+      progress.message("interrupted at step " + std::to_string(step) + "; checkpoint saved to " +
+                       join_path(out_, "checkpoint-latest") + " (continue with --resume)");
+      break;
+    }
+  }
+  if (step == start_step_ && step >= recipe_.steps && !std::isfinite(best_val_)) evaluate(step);
+  progress.finish();
+  out.step = step;
+  out.best_val_loss = best_val_;
+  out.best_step = best_step_;
+  out.last_val_loss = val_loss;
+  out.seconds = since(t_start);
+  out.units_per_second = units / (train_seconds > 0 ? train_seconds : 1e-9);
+  return out;
+}
+
+}  // namespace imagine
