@@ -2,9 +2,6 @@
 // (invalid UTF-8, NUL, U+2581) straight to byte-fallback pieces so any byte string round-trips.
 #include "tokenize/tokenizer.h"
 
-#include <sentencepiece_processor.h>
-#include <sentencepiece_trainer.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -14,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "tokenize/sentencepiece.h"
 
 namespace imagine {
 namespace {
@@ -86,24 +84,24 @@ class BpeTokenizer : public Tokenizer {
  public:
   // Returns an empty string on success, else why the proto is unusable.
   std::string load(const std::string& proto) {
-    auto status = sp_.LoadFromSerializedProto(proto);
-    if (!status.ok()) return status.ToString();
-    proto_ = proto;
-    int n = sp_.GetPieceSize();
-    for (int b = 0; b < kByteVocab; b++) {
-      char name[8];
-      std::snprintf(name, sizeof(name), "<0x%02X>", b);
-      int id = sp_.PieceToId(name);
-      if (id < 0 || id >= n || !sp_.IsByte(id)) return str("it has no byte-fallback piece ", name);
-      byte_ids_[b] = id;
+    try {
+      sp_ = std::make_unique<spm::Model>(proto);
+    } catch (const Error& e) {
+      return e.what();
     }
+    proto_ = proto;
+    const int n = sp_->size();
+    for (int& b : byte_ids_) b = -1;
     pieces_.assign(n, "");
+    std::string piece;
     for (int id = 0; id < n; id++) {
-      if (sp_.IsByte(id)) {
-        int byte = std::stoi(sp_.IdToPiece(id).substr(3, 2), nullptr, 16);  // "<0xNN>"
+      const spm::PieceKind kind = sp_->piece(id, &piece);
+      if (kind == spm::PieceKind::Byte) {
+        if (piece.size() != 6 || piece.compare(0, 3, "<0x") != 0) return str("malformed byte piece ", piece);
+        const int byte = std::stoi(piece.substr(3, 2), nullptr, 16);  // "<0xNN>"
+        byte_ids_[byte] = id;
         pieces_[id] = std::string(1, static_cast<char>(byte));
-      } else if (!sp_.IsControl(id) && !sp_.IsUnknown(id) && !sp_.IsUnused(id)) {
-        const std::string& piece = sp_.IdToPiece(id);
+      } else if (kind == spm::PieceKind::Normal) {
         std::string bytes;
         for (size_t i = 0; i < piece.size(); i++) {
           if (piece.compare(i, 3, "\xE2\x96\x81") == 0) {
@@ -114,6 +112,13 @@ class BpeTokenizer : public Tokenizer {
           }
         }
         pieces_[id] = bytes;
+      }
+    }
+    for (int b = 0; b < kByteVocab; b++) {
+      if (byte_ids_[b] < 0) {
+        char name[8];
+        std::snprintf(name, sizeof(name), "<0x%02X>", b);
+        return str("it has no byte-fallback piece ", name);
       }
     }
     return "";
@@ -162,26 +167,13 @@ class BpeTokenizer : public Tokenizer {
  private:
   void append_sp(std::string_view piece, std::vector<int64_t>* ids) const {
     if (piece.empty()) return;
-    for (int id : sp_.EncodeAsIds(piece)) ids->push_back(id);
+    sp_->encode(piece, ids);
   }
 
-  sentencepiece::SentencePieceProcessor sp_;
+  std::unique_ptr<spm::Model> sp_;
   std::string proto_;
   std::vector<std::string> pieces_;  // the bytes of every id, precomputed for streaming decode
   int byte_ids_[kByteVocab] = {};
-};
-
-class VectorIterator : public sentencepiece::SentenceIterator {
- public:
-  explicit VectorIterator(const std::vector<std::string>& items) : items_(items) {}
-  bool done() const override { return index_ >= items_.size(); }
-  void Next() override { index_++; }
-  const std::string& value() const override { return items_[index_]; }
-  sentencepiece::util::Status status() const override { return sentencepiece::util::Status(); }
-
- private:
-  const std::vector<std::string>& items_;
-  size_t index_ = 0;
 };
 
 // Appends `line`'s SentencePiece-safe runs as training sentences, cut to kMaxSentenceBytes,
@@ -303,12 +295,14 @@ std::unique_ptr<Tokenizer> train_bpe_tokenizer(const std::string& text, int voca
       {"max_sentence_length", std::to_string(kMaxSentenceBytes + 16)},
       {"minloglevel", "2"},  // errors come back as a status; INFO/WARNING lines would be noise
   };
-  sentencepiece::SetRandomGeneratorSeed(kSeed);
-  VectorIterator it(sentences);
   std::string proto;
-  auto status = sentencepiece::SentencePieceTrainer::Train(args, &it, &proto);
-  if (!status.ok()) {
-    std::string message = status.ToString();
+  std::string message;
+  try {
+    proto = spm::train(sentences, args, kSeed);
+  } catch (const Error& e) {
+    message = e.what();
+  }
+  if (!message.empty()) {
     std::string hint = "try a different --vocab-size";
     if (message.find("too high") != std::string::npos) {
       hint = "use a smaller --vocab-size (this corpus supports fewer pieces), or more data";
