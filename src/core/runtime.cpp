@@ -1,6 +1,7 @@
 // Device, threads and seeds. See runtime.h.
 #include "core/runtime.h"
 
+#include <cstdlib>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -26,6 +27,12 @@ torch::Device resolve_device(const std::string& name) {
 }
 
 int set_threads(int n) {
+  if (n <= 0) {
+    // IMAGINE_THREADS lets a test runner that runs jobs side by side avoid oversubscribing
+    // cores: OpenMP threads that spin on a busy core slow training down several-fold.
+    const char* env = std::getenv("IMAGINE_THREADS");
+    n = env ? std::atoi(env) : 0;
+  }
   if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   torch::set_num_threads(n);
   return torch::get_num_threads();

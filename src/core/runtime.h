@@ -10,8 +10,9 @@ namespace imagine {
 // "auto" (CUDA when available, else CPU), "cpu" or "cuda[:N]". Throws on "cuda" without one.
 torch::Device resolve_device(const std::string& name);
 
-// Sets torch's intra-op threads; n <= 0 means the machine's core count (LibTorch's own
-// default is 1 on Debian, which wastes the other cores). Returns the count in effect.
+// Sets torch's intra-op threads; n <= 0 means $IMAGINE_THREADS if set, else the machine's
+// core count (LibTorch's own default is 1 on Debian, which wastes the other cores).
+// Returns the count in effect.
 int set_threads(int n);
 
 // -1 means "pick a random seed"; the seed actually used is returned so it can be printed

@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# Text benchmarks: imagine (C++/LibTorch) side by side with an identical PyTorch (Python)
+# reference on tinyshakespeare, plus KV-cache vs full-recomputation generation speed.
+#
+#   bench/bench_text.sh IMAGINE_BIN [quick]
+#
+#   (a) training speed: shakespeare-cpu, 300 steps, tokens/s from summed step times
+#   (b) time to quality: the full shakespeare-cpu recipe (2000 steps), wall seconds and
+#       best validation loss
+#   (c) generation: 256 new tokens with and without the KV cache, for the model from (b)
+#       (context 64) and for the `shakespeare` architecture (6/6/384, context 256)
+#
+# `quick` runs a few steps of everything (a smoke test; its numbers mean nothing).
+# Writes bench/results/text-DATE.md (text-DATE-quick.md in quick mode) and prints it.
+# Environment: BENCH_DATA (text file), BENCH_THREADS (default nproc), PYTHON (a python3
+# with torch), BENCH_KEEP=1 keeps the scratch folder with models and logs.
+set -euo pipefail
+
+usage() { echo "usage: $0 IMAGINE_BIN [quick]" >&2; exit 2; }
+[ $# -ge 1 ] && [ $# -le 2 ] || usage
+BIN=$1
+MODE=${2:-full}
+case "$MODE" in full | quick) ;; *) usage ;; esac
+[ -x "$BIN" ] || { echo "error: $BIN is not an executable (build it with 'make build')" >&2; exit 1; }
+BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DATA=${BENCH_DATA:-$REPO/../shared/data/tinyshakespeare/input.txt}
+[ -f "$DATA" ] || { echo "error: data file $DATA not found (set BENCH_DATA)" >&2; exit 1; }
+DATA=$(cd "$(dirname "$DATA")" && pwd)/$(basename "$DATA")
+THREADS=${BENCH_THREADS:-$(nproc)}
+REF=$REPO/bench/python/gpt_reference.py
+
+# A python3 that has torch: the one on PATH, else Debian's (python3-torch), e.g. under pyenv.
+PY=${PYTHON:-}
+if [ -z "$PY" ]; then
+  for c in python3 /usr/bin/python3; do
+    if command -v "$c" >/dev/null && "$c" -c 'import torch' 2>/dev/null; then PY=$c; break; fi
+  done
+fi
+[ -n "$PY" ] || { echo "error: no python3 with torch found (apt-get install python3-torch, or set PYTHON)" >&2; exit 1; }
+
+if [ "$MODE" = quick ]; then
+  SPEED_STEPS=10; TTQ_STEPS=20; TTQ_EVAL_EVERY=10; TTQ_EVAL_ITERS=2; GEN_TOKENS=32; GEN_REPEATS=1
+else
+  SPEED_STEPS=300; TTQ_STEPS=2000; TTQ_EVAL_EVERY=250; TTQ_EVAL_ITERS=20; GEN_TOKENS=256; GEN_REPEATS=3
+fi
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/imagine-bench-text.XXXXXX")
+if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "scratch folder kept: $WORK" >&2; else trap 'rm -rf "$WORK"' EXIT; fi
+
+log() { echo "[bench_text] $*" >&2; }
+now() { date +%s.%N; }
+# calc EXPR: floating-point arithmetic through python (no bc on a bare Debian)
+calc() { "$PY" -c "import math; print($1)"; }
+# jget FILE KEY: one field of the last JSON line of FILE ('' for null)
+jget() {
+  "$PY" -c '
+import json, sys
+line = [l for l in open(sys.argv[1]) if l.lstrip().startswith("{")][-1]
+v = json.loads(line).get(sys.argv[2])
+print("" if v is None else v)' "$1" "$2"
+}
+# run_logged NAME CMD...: runs CMD, stdout to NAME.out, stderr to NAME.err; on failure shows the end
+run_logged() {
+  local name=$1; shift
+  if ! "$@" >"$WORK/$name.out" 2>"$WORK/$name.err"; then
+    echo "error: '$name' failed: $*" >&2
+    tail -n 20 "$WORK/$name.err" >&2
+    exit 1
+  fi
+}
+
+# The shakespeare-cpu recipe, spelled out for the reference (imagine's preset sets decay-steps
+# 2000 whatever --steps is, so the reference gets --decay-steps 2000 too).
+PRESET_CPU=(--batch-size 12 --block-size 64 --n-layer 4 --n-head 4 --n-embd 128 --dropout 0
+            --lr 1e-3 --min-lr 1e-4 --warmup-steps 100 --decay-steps 2000 --beta1 0.9 --beta2 0.99
+            --weight-decay 0.1 --grad-clip 1)
+
+load1=$(cut -d' ' -f1 /proc/loadavg)
+if [ "$(calc "int($load1 > 0.5)")" = 1 ]; then
+  log "warning: load average is $load1; other processes will distort the timings"
+fi
+
+# ----------------------------------------------------------------------------- (a) speed
+log "(a) training speed: $SPEED_STEPS steps each, $THREADS threads"
+run_logged speed-imagine "$BIN" train text --preset shakespeare-cpu --data "$DATA" --out "$WORK/speed-imagine" \
+  --steps "$SPEED_STEPS" --eval-every 0 --samples=false --quiet --threads "$THREADS"
+"$PY" "$REPO/bench/python/imagine_metrics.py" "$WORK/speed-imagine" >"$WORK/speed-imagine.json"
+run_logged speed-python "$PY" "$REF" --data "$DATA" "${PRESET_CPU[@]}" --steps "$SPEED_STEPS" \
+  --eval-every 0 --eval-iters 20 --threads "$THREADS"
+cp "$WORK/speed-python.out" "$WORK/speed-python.json"
+sp_i=$(jget "$WORK/speed-imagine.json" tokens_per_s)
+sp_p=$(jget "$WORK/speed-python.json" tokens_per_s)
+sv_i=$(jget "$WORK/speed-imagine.json" final_val_loss)
+sv_p=$(jget "$WORK/speed-python.json" best_val_loss)
+sp_ratio=$(calc "f'{$sp_i / $sp_p:.2f}'")
+
+# ----------------------------------------------------------------------------- (b) time to quality
+log "(b) time to quality: $TTQ_STEPS steps each"
+t0=$(now)
+run_logged ttq-imagine "$BIN" train text --preset shakespeare-cpu --data "$DATA" --out "$WORK/ttq-imagine" \
+  --steps "$TTQ_STEPS" --eval-every "$TTQ_EVAL_EVERY" --eval-iters "$TTQ_EVAL_ITERS" --samples=false --quiet \
+  --threads "$THREADS"
+t1=$(now)
+"$PY" "$REPO/bench/python/imagine_metrics.py" "$WORK/ttq-imagine" >"$WORK/ttq-imagine.json"
+run_logged ttq-python "$PY" "$REF" --data "$DATA" "${PRESET_CPU[@]}" --steps "$TTQ_STEPS" \
+  --eval-every "$TTQ_EVAL_EVERY" --eval-iters "$TTQ_EVAL_ITERS" --threads "$THREADS"
+t2=$(now)
+cp "$WORK/ttq-python.out" "$WORK/ttq-python.json"
+tw_i=$(calc "f'{$t1 - $t0:.1f}'")
+tw_p=$(calc "f'{$t2 - $t1:.1f}'")
+tr_i=$(jget "$WORK/ttq-imagine.json" tokens_per_s)
+tr_p=$(jget "$WORK/ttq-python.json" tokens_per_s)
+tb_i=$(jget "$WORK/ttq-imagine.json" best_val_loss)
+tb_p=$(jget "$WORK/ttq-python.json" best_val_loss)
+ts_i=$(jget "$WORK/ttq-imagine.json" best_step)
+ts_p=$(jget "$WORK/ttq-python.json" best_step)
+
+# ----------------------------------------------------------------------------- (c) generation
+log "(c) generation: $GEN_TOKENS new tokens, KV cache vs full recomputation, median of $GEN_REPEATS"
+# The `shakespeare` architecture, trained for one step (batch 1, one evaluation batch): only
+# the architecture matters for generation speed.
+run_logged gen-big-train "$BIN" train text --preset shakespeare --data "$DATA" --out "$WORK/gen-big" \
+  --steps 1 --batch-size 1 --eval-iters 1 --samples=false --quiet --threads "$THREADS"
+
+# gen_time MODEL_DIR NAME [--no-kv-cache]: median seconds over GEN_REPEATS runs; the text of
+# the first run is kept in NAME.txt
+gen_time() {
+  local model=$1 name=$2; shift 2
+  local times=() i line
+  for ((i = 0; i < GEN_REPEATS; i++)); do
+    run_logged "$name-$i" "$BIN" generate text --model "$model" --max-tokens "$GEN_TOKENS" --seed 1 \
+      --temperature 0.8 --threads "$THREADS" "$@"
+    line=$(grep -E '^\[[0-9]+ tokens in ' "$WORK/$name-$i.err" | tail -n 1 || true)
+    [ -n "$line" ] || { echo "error: no timing line from generate (see $WORK/$name-$i.err)" >&2; exit 1; }
+    times+=("$(sed -E 's/^\[([0-9]+) tokens in ([0-9.eE+-]+) s.*/\1 \2/' <<<"$line")")
+  done
+  cp "$WORK/$name-0.out" "$WORK/$name.txt"
+  printf '%s\n' "${times[@]}" | sort -k2 -g | sed -n "$(((GEN_REPEATS + 1) / 2))p"  # "TOKENS SECONDS"
+}
+
+gen_row() {  # gen_row MODEL_DIR LABEL -> one markdown table row
+  local model=$1 label=$2 kv nokv n_kv s_kv n_no s_no same
+  kv=$(gen_time "$model" "$(basename "$model")-kv")
+  nokv=$(gen_time "$model" "$(basename "$model")-nokv" --no-kv-cache)
+  read -r n_kv s_kv <<<"$kv"
+  read -r n_no s_no <<<"$nokv"
+  if cmp -s "$WORK/$(basename "$model")-kv.txt" "$WORK/$(basename "$model")-nokv.txt"; then same=yes; else same=no; fi
+  printf '| %s | %s | %s | %s | %s | %s |\n' "$label" "$n_kv" \
+    "$(calc "f'{$n_kv / $s_kv:.0f}'")" "$(calc "f'{$n_no / $s_no:.0f}'")" "$(calc "f'{$s_no / $s_kv:.2f}x'")" "$same"
+}
+gen_small=$(gen_row "$WORK/ttq-imagine" "shakespeare-cpu (4 layers, 128 wide, context 64), model from (b)")
+gen_big=$(gen_row "$WORK/gen-big" "shakespeare (6 layers, 384 wide, context 256), 1 training step*")
+
+# ----------------------------------------------------------------------------- report
+DATE=$(date +%Y-%m-%d)
+CPU=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || echo unknown)
+TORCH_PY=$("$PY" -c 'import torch; print(torch.__version__)')
+LIBTORCH=$(dpkg-query -W -f='${Version}' libtorch-dev 2>/dev/null || echo unknown)
+REV=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git -C "$REPO" status --porcelain -- src include apps 2>/dev/null || true)" ]; then REV="$REV (modified)"; fi
+mkdir -p "$REPO/bench/results"
+SUFFIX=""; [ "$MODE" = quick ] && SUFFIX="-quick"
+REPORT=$REPO/bench/results/text-$DATE$SUFFIX.md
+
+{
+  echo "## Text: imagine vs PyTorch reference, tinyshakespeare ($DATE${SUFFIX:+, quick smoke test: numbers are meaningless})"
+  echo
+  echo "Machine: $(nproc) cores ($CPU), $THREADS threads for both; imagine $REV on LibTorch $LIBTORCH;"
+  echo "reference: bench/python/gpt_reference.py on PyTorch $TORCH_PY ($PY). Load average at start: $load1."
+  echo "Same model, initial weights, batches and recipe in both (the reference replays imagine's data RNG)."
+  echo
+  echo "### (a) Training speed: shakespeare-cpu, $SPEED_STEPS steps"
+  echo
+  echo "tokens/s = tokens trained / summed optimizer-step time (evaluation excluded)."
+  echo
+  echo "| implementation | tokens/s | val loss at step $SPEED_STEPS |"
+  echo "| --- | ---: | ---: |"
+  printf '| imagine (C++) | %.0f | %.4f |\n' "$sp_i" "$sv_i"
+  printf '| PyTorch (Python) | %.0f | %.4f |\n' "$sp_p" "$sv_p"
+  echo
+  echo "imagine / PyTorch tokens/s: **${sp_ratio}x**"
+  echo
+  echo "### (b) Time to quality: shakespeare-cpu, $TTQ_STEPS steps, eval every $TTQ_EVAL_EVERY steps x $TTQ_EVAL_ITERS batches"
+  echo
+  echo "Wall = the whole process (start-up, data loading, training and evaluations; imagine also"
+  echo "writes a checkpoint at each evaluation). Samples at evaluations are off for imagine."
+  echo
+  echo "| implementation | wall s | tokens/s | best val loss (step) |"
+  echo "| --- | ---: | ---: | ---: |"
+  printf '| imagine (C++) | %s | %.0f | %.4f (%s) |\n' "$tw_i" "$tr_i" "$tb_i" "$ts_i"
+  printf '| PyTorch (Python) | %s | %.0f | %.4f (%s) |\n' "$tw_p" "$tr_p" "$tb_p" "$ts_p"
+  echo
+  echo "### (c) Generation: $GEN_TOKENS new tokens, temperature 0.8, seed 1, median of $GEN_REPEATS runs"
+  echo
+  echo "| model | tokens | KV cache tok/s | no cache tok/s | KV speed-up | same text |"
+  echo "| --- | ---: | ---: | ---: | ---: | --- |"
+  echo "$gen_small"
+  echo "$gen_big"
+  echo
+  echo "\* trained for a single step (batch 1) only to get the architecture; its weights are"
+  echo "meaningless, which does not matter for speed."
+} >"$REPORT"
+
+log "wrote $REPORT"
+cat "$REPORT"

@@ -1,0 +1,448 @@
+// Tests for train/optim and the training loop: the learning-rate schedule, AdamW against a
+// hand computation and against torch::optim::AdamW, exact resume after an interrupt (the
+// per-step losses, evaluations and final weights equal an uninterrupted run), and that a
+// tiny model learns Shakespeare well below its unigram entropy.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "core/error.h"
+#include "core/files.h"
+#include "core/safetensors.h"
+#include "core/signals.h"
+#include "train/optim.h"
+#include "train/train_text.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// ---- learning-rate schedule ----
+
+TEST(LrSchedule, WarmupIsLinearUpToThePeak) {
+  const double lr = 1e-3, min_lr = 1e-4;
+  const int64_t warmup = 10, decay = 110;
+  // nanoGPT: lr * (it + 1) / (warmup + 1) during warm-up
+  for (int64_t s = 0; s < warmup; s++) {
+    const double v = imagine::lr_at(s, lr, min_lr, warmup, decay);
+    EXPECT_NEAR(v, lr * (s + 1) / (warmup + 1), 1e-15) << s;
+    EXPECT_GT(v, 0.0);
+    EXPECT_LT(v, lr);
+    if (s > 0) EXPECT_NEAR(v - imagine::lr_at(s - 1, lr, min_lr, warmup, decay), lr / (warmup + 1), 1e-15);
+  }
+  EXPECT_DOUBLE_EQ(imagine::lr_at(warmup, lr, min_lr, warmup, decay), lr);  // the peak
+  // no warm-up: the peak from the first step
+  EXPECT_DOUBLE_EQ(imagine::lr_at(0, lr, min_lr, 0, decay), lr);
+}
+
+TEST(LrSchedule, CosineDecayToMinimumThenFlat) {
+  const double lr = 2e-3, min_lr = 2e-4;
+  const int64_t warmup = 20, decay = 220;
+  const double pi = std::acos(-1.0);
+  double prev = lr + 1;
+  for (int64_t s = warmup; s < decay; s++) {
+    const double ratio = static_cast<double>(s - warmup) / (decay - warmup);
+    const double want = min_lr + 0.5 * (1 + std::cos(pi * ratio)) * (lr - min_lr);
+    const double v = imagine::lr_at(s, lr, min_lr, warmup, decay);
+    EXPECT_NEAR(v, want, 1e-15) << s;
+    EXPECT_LE(v, prev);
+    EXPECT_GT(v, min_lr);
+    prev = v;
+  }
+  EXPECT_NEAR(imagine::lr_at(warmup + (decay - warmup) / 2, lr, min_lr, warmup, decay), (lr + min_lr) / 2, 1e-15);
+  for (int64_t s : {decay, decay + 1, decay + 1000}) EXPECT_DOUBLE_EQ(imagine::lr_at(s, lr, min_lr, warmup, decay), min_lr);
+  // min_lr == lr: constant after warm-up
+  for (int64_t s : {warmup, warmup + 50, decay + 5}) EXPECT_DOUBLE_EQ(imagine::lr_at(s, lr, lr, warmup, decay), lr);
+}
+
+// ---- AdamW ----
+
+struct RefAdamW {  // plain double loops over a flat copy
+  std::vector<double> p, m, v;
+  double b1, b2, eps, wd;
+  int t = 0;
+  void step(const std::vector<double>& g, double lr, bool decay) {
+    t++;
+    for (size_t i = 0; i < p.size(); i++) {
+      if (decay) p[i] *= 1 - lr * wd;
+      m[i] = b1 * m[i] + (1 - b1) * g[i];
+      v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
+      const double mh = m[i] / (1 - std::pow(b1, t)), vh = v[i] / (1 - std::pow(b2, t));
+      p[i] -= lr * mh / (std::sqrt(vh) + eps);
+    }
+  }
+};
+
+std::vector<double> flat(const torch::Tensor& t) {
+  auto c = t.detach().to(torch::kDouble).contiguous().view(-1);
+  return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+}
+
+TEST(AdamWOptimizer, OneStepEqualsHandComputation) {
+  imagine::AdamWConfig cfg;
+  cfg.beta1 = 0.9;
+  cfg.beta2 = 0.95;
+  cfg.eps = 1e-8;
+  cfg.weight_decay = 0.1;
+  auto w = torch::tensor({{0.5, -1.0, 2.0}, {0.0, 0.25, -0.75}}, torch::kFloat).requires_grad_(true);
+  auto b = torch::tensor({0.1, -0.2, 0.3}, torch::kFloat).requires_grad_(true);
+  const auto w0 = flat(w), b0 = flat(b);
+  w.mutable_grad() = torch::tensor({{0.1, -0.2, 0.0}, {3.0, -0.01, 0.5}}, torch::kFloat);
+  b.mutable_grad() = torch::tensor({1.0, -2.0, 0.5}, torch::kFloat);
+  imagine::AdamW opt({{"w", w}, {"b", b}}, cfg);
+  const double lr = 0.01;
+  opt.step(lr);
+  EXPECT_EQ(opt.steps(), 1);
+  // First step from zero moments: m_hat = g, v_hat = g^2, so the update is lr * g / (|g| + eps),
+  // after decoupled decay of matrices only (w), not vectors (b).
+  const auto gw = flat(w.grad()), gb = flat(b.grad());
+  const auto w1 = flat(w), b1 = flat(b);
+  for (size_t i = 0; i < w0.size(); i++) {
+    const double want = w0[i] * (1 - lr * 0.1) - lr * gw[i] / (std::abs(gw[i]) + 1e-8);
+    EXPECT_NEAR(w1[i], want, 1e-6) << i;
+  }
+  for (size_t i = 0; i < b0.size(); i++) {
+    const double want = b0[i] - lr * gb[i] / (std::abs(gb[i]) + 1e-8);
+    EXPECT_NEAR(b1[i], want, 1e-6) << i;
+  }
+  // the moments are what the formulas say
+  auto st = opt.state();
+  ASSERT_TRUE(st.count("exp_avg.w") && st.count("exp_avg_sq.w") && st.count("exp_avg.b"));
+  const auto mw = flat(st["exp_avg.w"]), vw = flat(st["exp_avg_sq.w"]);
+  for (size_t i = 0; i < gw.size(); i++) {
+    EXPECT_NEAR(mw[i], 0.1 * gw[i], 1e-7);
+    EXPECT_NEAR(vw[i], 0.05 * gw[i] * gw[i], 1e-7);
+  }
+}
+
+TEST(AdamWOptimizer, ManyStepsEqualReferenceAndTorchAdamW) {
+  torch::manual_seed(3);
+  imagine::AdamWConfig cfg;
+  cfg.beta1 = 0.8;
+  cfg.beta2 = 0.99;
+  cfg.eps = 1e-6;
+  cfg.weight_decay = 0.05;
+  auto init_w = torch::randn({4, 5}), init_b = torch::randn({5});
+  auto target = torch::randn({3, 5}), x = torch::randn({3, 4});
+
+  auto ours_w = init_w.clone().requires_grad_(true), ours_b = init_b.clone().requires_grad_(true);
+  auto th_w = init_w.clone().requires_grad_(true), th_b = init_b.clone().requires_grad_(true);
+  imagine::AdamW ours({{"w", ours_w}, {"b", ours_b}}, cfg);
+  auto topt = [&](double wd) {
+    return torch::optim::AdamWOptions(1e-2).betas({cfg.beta1, cfg.beta2}).eps(cfg.eps).weight_decay(wd);
+  };
+  // torch applies one weight decay per group: matrices decayed, vectors not (as ours does)
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(std::vector<torch::Tensor>{th_w}, std::make_unique<torch::optim::AdamWOptions>(topt(cfg.weight_decay)));
+  groups.emplace_back(std::vector<torch::Tensor>{th_b}, std::make_unique<torch::optim::AdamWOptions>(topt(0.0)));
+  torch::optim::AdamW theirs(std::move(groups), topt(cfg.weight_decay));
+  RefAdamW ref_w{flat(init_w), std::vector<double>(20), std::vector<double>(20), cfg.beta1, cfg.beta2, cfg.eps,
+                 cfg.weight_decay};
+  RefAdamW ref_b{flat(init_b), std::vector<double>(5), std::vector<double>(5), cfg.beta1, cfg.beta2, cfg.eps,
+                 cfg.weight_decay};
+
+  const double lr = 1e-2;  // a constant lr so torch's group lr matches
+  for (int step = 0; step < 15; step++) {
+    auto loss_fn = [&](const torch::Tensor& w, const torch::Tensor& b) {
+      return (torch::matmul(x, w) + b - target).pow(2).mean();
+    };
+    ours.zero_grad();
+    loss_fn(ours_w, ours_b).backward();
+    ref_w.step(flat(ours_w.grad()), lr, true);
+    ref_b.step(flat(ours_b.grad()), lr, false);
+    ours.step(lr);
+    theirs.zero_grad();
+    loss_fn(th_w, th_b).backward();
+    theirs.step();
+    ASSERT_TRUE(torch::allclose(ours_w, th_w, 1e-5, 1e-6)) << "step " << step;
+    ASSERT_TRUE(torch::allclose(ours_b, th_b, 1e-5, 1e-6)) << "step " << step;
+    const auto fw = flat(ours_w), fb = flat(ours_b);
+    for (size_t i = 0; i < fw.size(); i++) ASSERT_NEAR(fw[i], ref_w.p[i], 1e-5) << "step " << step;
+    for (size_t i = 0; i < fb.size(); i++) ASSERT_NEAR(fb[i], ref_b.p[i], 1e-5) << "step " << step;
+  }
+  EXPECT_EQ(ours.steps(), 15);
+}
+
+TEST(AdamWOptimizer, StateRoundTripContinuesIdentically) {
+  torch::manual_seed(4);
+  imagine::AdamWConfig cfg;
+  auto a = torch::randn({3, 3}).requires_grad_(true);
+  auto b = a.detach().clone().requires_grad_(true);
+  imagine::AdamW oa({{"p", a}}, cfg), ob({{"p", b}}, cfg);
+  for (int i = 0; i < 3; i++) {
+    a.mutable_grad() = torch::randn({3, 3});
+    oa.step(1e-2);
+  }
+  {
+    torch::NoGradGuard ng;
+    b.copy_(a);
+  }
+  ob.load_state(oa.state(), oa.steps());
+  for (int i = 0; i < 3; i++) {
+    auto g = torch::randn({3, 3});
+    a.mutable_grad() = g.clone();
+    b.mutable_grad() = g.clone();
+    oa.step(1e-2);
+    ob.step(1e-2);
+  }
+  EXPECT_TRUE(torch::equal(a, b));
+  // wrong shapes / missing entries are refused
+  auto c = torch::randn({2, 2}).requires_grad_(true);
+  imagine::AdamW oc({{"p", c}}, cfg);
+  EXPECT_THROW(oc.load_state(oa.state(), 3), imagine::Error);
+  EXPECT_THROW(oc.load_state({}, 3), imagine::Error);
+}
+
+// ---- training runs ----
+
+std::string shakespeare_path() { return std::string(IMAGINE_SOURCE_DIR) + "/../shared/data/tinyshakespeare/input.txt"; }
+
+class TrainRunTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = ::testing::TempDir() + "imagine_train_XXXXXX";
+    std::vector<char> buf(tmpl.begin(), tmpl.end());
+    buf.push_back('\0');
+    ASSERT_NE(::mkdtemp(buf.data()), nullptr);
+    dir_ = buf.data();
+    imagine::clear_interrupt();
+  }
+  void TearDown() override {
+    imagine::clear_interrupt();
+    fs::remove_all(dir_);
+  }
+  // The first `bytes` of tinyshakespeare as a corpus file; empty string (after GTEST_SKIP)
+  // when the data is missing.
+  std::string corpus(size_t bytes) {
+    if (!fs::exists(shakespeare_path())) return "";
+    std::string text = imagine::read_file(shakespeare_path()).substr(0, bytes);
+    const std::string p = dir_ + "/corpus.txt";
+    std::ofstream(p, std::ios::binary) << text;
+    return p;
+  }
+  std::string dir_;
+};
+
+imagine::TextTrainResult train(std::vector<std::string> args, const std::function<void(const std::string&)>& log) {
+  auto o = imagine::text_train_table().parse(args);
+  return imagine::train_text(o, log);
+}
+
+struct Metrics {
+  std::map<int64_t, nlohmann::json> steps;  // per logged step
+  std::map<int64_t, nlohmann::json> evals;  // per evaluation
+};
+
+Metrics read_metrics(const std::string& dir) {
+  Metrics m;
+  std::ifstream in(dir + "/metrics.jsonl");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    auto j = nlohmann::json::parse(line);
+    const int64_t s = j.at("step").get<int64_t>();
+    auto& target = j.value("event", "") == "eval" ? m.evals : m.steps;
+    EXPECT_EQ(target.count(s), 0u) << "step " << s << " logged twice in " << dir;
+    target[s] = j;
+  }
+  return m;
+}
+
+int64_t max_logged_step(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  int64_t best = 0;
+  while (std::getline(in, line)) {
+    try {
+      best = std::max(best, nlohmann::json::parse(line).value("step", int64_t{0}));
+    } catch (...) {  // a line being written
+    }
+  }
+  return best;
+}
+
+void expect_same_tensors(const std::string& a, const std::string& b) {
+  auto ta = imagine::load_safetensors(a).tensors, tb = imagine::load_safetensors(b).tensors;
+  ASSERT_EQ(ta.size(), tb.size());
+  for (auto& [name, t] : ta) {
+    ASSERT_TRUE(tb.count(name)) << name;
+    EXPECT_TRUE(torch::allclose(t, tb[name], 0.0, 1e-6)) << name << " differs between " << a << " and " << b;
+  }
+}
+
+TEST_F(TrainRunTest, ResumeAfterInterruptEqualsUninterruptedRun) {
+  const std::string data = corpus(20000);
+  if (data.empty()) GTEST_SKIP() << "tinyshakespeare not available at " << shakespeare_path();
+  const std::string a = dir_ + "/A", b = dir_ + "/B";
+  auto args = [&](const std::string& out) {
+    return std::vector<std::string>{"--data", data, "--out", out, "--preset", "tiny", "--dropout", "0.1",
+                                    "--samples=false", "--quiet", "--eval-every", "5", "--steps", "20",
+                                    "--log-every", "1", "--threads", "2", "--seed", "4242"};
+  };
+  auto no_log = [](const std::string&) {};
+  const auto t0 = std::chrono::steady_clock::now();
+
+  // A: uninterrupted.
+  auto ra = train(args(a), no_log);
+  EXPECT_EQ(ra.outcome.step, 20);
+  EXPECT_FALSE(ra.outcome.interrupted);
+
+  // B, part 1: the interrupt arrives before the first step (requested from the log callback,
+  // which runs before training starts), so the run stops after step 1 with a checkpoint.
+  auto r1 = train(args(b), [](const std::string& line) {
+    if (line.rfind("model:", 0) == 0) imagine::request_interrupt();
+  });
+  imagine::clear_interrupt();
+  EXPECT_TRUE(r1.outcome.interrupted);
+  EXPECT_EQ(r1.outcome.step, 1);
+  ASSERT_TRUE(fs::exists(b + "/checkpoint-latest/trainer_state.json"));
+  {
+    auto st = nlohmann::json::parse(imagine::read_file(b + "/checkpoint-latest/trainer_state.json"));
+    EXPECT_EQ(st.at("step").get<int64_t>(), 1);
+  }
+
+  // B, part 2: resume (the recorded options supply everything but --out) and interrupt again
+  // once step 8 is logged, as Ctrl-C would. Where exactly it lands depends on timing; the
+  // continuation must match A wherever it is.
+  std::atomic<bool> done{false};
+  std::thread watcher([&] {
+    while (!done.load()) {
+      if (max_logged_step(b + "/metrics.jsonl") >= 8) {
+        imagine::request_interrupt();
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+  auto r2 = train({"--out", b, "--resume", "--quiet", "--threads", "2"}, no_log);
+  done = true;
+  watcher.join();
+  imagine::clear_interrupt();
+  EXPECT_GE(r2.outcome.step, 8);
+  int64_t second_stop = r2.outcome.step;
+  if (r2.outcome.interrupted) {
+    EXPECT_LT(r2.outcome.step, 20);
+    auto st = nlohmann::json::parse(imagine::read_file(b + "/checkpoint-latest/trainer_state.json"));
+    EXPECT_EQ(st.at("step").get<int64_t>(), r2.outcome.step);
+    // B, part 3: resume to the end.
+    auto r3 = train({"--out", b, "--resume", "--quiet", "--threads", "2"}, no_log);
+    EXPECT_FALSE(r3.outcome.interrupted);
+    EXPECT_EQ(r3.outcome.step, 20);
+    EXPECT_EQ(r3.outcome.best_val_loss, ra.outcome.best_val_loss);
+    EXPECT_EQ(r3.outcome.best_step, ra.outcome.best_step);
+  } else {
+    EXPECT_EQ(r2.outcome.step, 20);
+    EXPECT_EQ(r2.outcome.best_val_loss, ra.outcome.best_val_loss);
+  }
+  std::printf("[ info     ] resume test: interrupts after steps 1 and %lld, %.1f s in all\n",
+              static_cast<long long>(second_stop),
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+
+  const Metrics ma = read_metrics(a), mb = read_metrics(b);
+  ASSERT_EQ(ma.steps.size(), 20u);
+  ASSERT_EQ(mb.steps.size(), 20u);
+  for (auto& [s, ja] : ma.steps) {
+    ASSERT_TRUE(mb.steps.count(s)) << "B lacks step " << s;
+    const auto& jb = mb.steps.at(s);
+    EXPECT_NEAR(ja.at("loss").get<double>(), jb.at("loss").get<double>(), 1e-6) << "loss at step " << s;
+    EXPECT_DOUBLE_EQ(ja.at("lr").get<double>(), jb.at("lr").get<double>()) << "lr at step " << s;
+    EXPECT_NEAR(ja.at("grad_norm").get<double>(), jb.at("grad_norm").get<double>(), 1e-5) << "grad_norm at step " << s;
+  }
+  ASSERT_EQ(ma.evals.size(), 4u);  // steps 5, 10, 15, 20
+  ASSERT_EQ(mb.evals.size(), 4u);
+  for (auto& [s, ja] : ma.evals) {
+    ASSERT_TRUE(mb.evals.count(s)) << "B lacks the evaluation at step " << s;
+    const auto& jb = mb.evals.at(s);
+    for (const char* k : {"val_loss", "train_loss", "val_bpb", "best_val_loss"})
+      EXPECT_NEAR(ja.at(k).get<double>(), jb.at(k).get<double>(), 1e-6) << k << " at step " << s;
+  }
+  // The weights end up the same: best and latest.
+  expect_same_tensors(a + "/model.safetensors", b + "/model.safetensors");
+  expect_same_tensors(a + "/checkpoint-latest/model.safetensors", b + "/checkpoint-latest/model.safetensors");
+  auto ca = nlohmann::json::parse(imagine::read_file(a + "/config.json"));
+  auto cb = nlohmann::json::parse(imagine::read_file(b + "/config.json"));
+  EXPECT_EQ(ca["training"]["best_step"], cb["training"]["best_step"]);
+  EXPECT_EQ(ca["training"]["seed"], cb["training"]["seed"]);
+  EXPECT_EQ(ca["architecture"], cb["architecture"]);
+  EXPECT_DOUBLE_EQ(ca["architecture"]["dropout"].get<double>(), 0.1);  // the torch RNG mattered
+}
+
+TEST_F(TrainRunTest, ResumeRefusesArchitectureChangesAndNeedsACheckpoint) {
+  const std::string data = corpus(12000);
+  if (data.empty()) GTEST_SKIP() << "tinyshakespeare not available";
+  const std::string out = dir_ + "/M";
+  auto no_log = [](const std::string&) {};
+  // nothing to resume yet
+  EXPECT_THROW(train({"--data", data, "--out", out, "--resume", "--quiet"}, no_log), imagine::Error);
+  train({"--data", data, "--out", out, "--preset", "tiny", "--steps", "3", "--eval-every", "0", "--samples=false",
+         "--quiet", "--threads", "2"},
+        no_log);
+  EXPECT_THROW(train({"--out", out, "--resume", "--n-embd", "64", "--quiet"}, no_log), imagine::Error);
+  // without --resume the existing model is not overwritten
+  EXPECT_THROW(train({"--data", data, "--out", out, "--preset", "tiny", "--steps", "3", "--quiet"}, no_log),
+               imagine::Error);
+  // more steps on resume continue the same run
+  auto r = train({"--out", out, "--resume", "--steps", "5", "--quiet", "--threads", "2"}, no_log);
+  EXPECT_EQ(r.outcome.step, 5);
+  auto m = read_metrics(out);
+  EXPECT_TRUE(m.evals.count(3));
+  EXPECT_TRUE(m.evals.count(5));
+}
+
+double unigram_entropy_nats(const std::string& text) {
+  std::vector<double> count(256, 0);
+  for (unsigned char c : text) count[c]++;
+  double h = 0;
+  for (double c : count)
+    if (c > 0) h -= c / text.size() * std::log(c / text.size());
+  return h;
+}
+
+TEST_F(TrainRunTest, TinyModelLearnsWellBelowUnigramEntropy) {
+  const std::string data = corpus(80000);
+  if (data.empty()) GTEST_SKIP() << "tinyshakespeare not available";
+  const std::string text = imagine::read_file(data);
+  const std::string train_part = text.substr(0, static_cast<size_t>(std::floor(text.size() * 0.9)));
+  const std::string val_part = text.substr(train_part.size());
+  const double h_train = unigram_entropy_nats(train_part);
+  // Cross-entropy of the validation split under the training split's unigram model: the
+  // loss a model that ignores context would reach at best.
+  std::vector<double> count(256, 0);
+  for (unsigned char c : train_part) count[c]++;
+  double h_cross = 0;
+  for (unsigned char c : val_part) h_cross -= std::log((count[c] + 0.5) / (train_part.size() + 128.0));
+  h_cross /= val_part.size();
+
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = train({"--data", data, "--out", dir_ + "/S", "--preset", "tiny", "--steps", "250", "--eval-every", "125",
+                  "--eval-iters", "8", "--samples=false", "--quiet", "--threads", "2", "--seed", "7"},
+                 [](const std::string&) {});
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("[ info     ] unigram entropy %.4f nats (train), unigram cross-entropy on val %.4f; "
+              "best val loss %.4f at step %lld; %.1f s\n",
+              h_train, h_cross, r.outcome.best_val_loss, static_cast<long long>(r.outcome.best_step), secs);
+  EXPECT_EQ(r.outcome.step, 250);
+  EXPECT_TRUE(std::isfinite(r.outcome.best_val_loss));
+  EXPECT_GT(h_train, 2.5);  // sanity of the reference: English text is around 3 nats/byte
+  EXPECT_LT(r.outcome.best_val_loss, h_train - 0.4);
+  EXPECT_LT(r.outcome.best_val_loss, h_cross - 0.4);
+  // the metrics record the same best
+  auto m = read_metrics(dir_ + "/S");
+  ASSERT_FALSE(m.evals.empty());
+  EXPECT_NEAR(m.evals.rbegin()->second.at("best_val_loss").get<double>(), r.outcome.best_val_loss, 1e-12);
+  EXPECT_LT(m.steps.rbegin()->second.at("loss").get<double>(), m.steps.begin()->second.at("loss").get<double>() - 1.0);
+}
+
+}  // namespace
