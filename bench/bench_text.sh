@@ -17,7 +17,7 @@
 set -euo pipefail
 
 usage() { echo "usage: $0 IMAGINE_BIN [quick]" >&2; exit 2; }
-[ $# -ge 1 ] && [ $# -le 2 ] || usage
+if [ $# -lt 1 ] || [ $# -gt 2 ]; then usage; fi
 BIN=$1
 MODE=${2:-full}
 case "$MODE" in full | quick) ;; *) usage ;; esac

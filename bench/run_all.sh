@@ -3,7 +3,7 @@
 #
 #   bench/run_all.sh IMAGINE_BIN [quick]
 set -euo pipefail
-[ $# -ge 1 ] && [ $# -le 2 ] || { echo "usage: $0 IMAGINE_BIN [quick]" >&2; exit 2; }
+if [ $# -lt 1 ] || [ $# -gt 2 ]; then echo "usage: $0 IMAGINE_BIN [quick]" >&2; exit 2; fi
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 bash "$HERE/bench_text.sh" "$@"

@@ -4,6 +4,11 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include <cmath>
+#include <limits>
+#include <map>
+#include <tuple>
+
 namespace imagine::compat {
 
 #if TORCH_VERSION_MAJOR >= 2
@@ -11,6 +16,19 @@ constexpr bool kHasSdpa = true;
 #else
 constexpr bool kHasSdpa = false;
 #endif
+
+// Additive causal mask (Tq, Tk): 0 where query i (absolute position tk - tq + i) may see
+// the key, -inf after it. Cached per shape, dtype and device.
+inline torch::Tensor causal_mask(int64_t tq, int64_t tk, const torch::TensorOptions& opts) {
+  thread_local std::map<std::tuple<int64_t, int64_t, int, int>, torch::Tensor> cache;
+  const auto key = std::make_tuple(tq, tk, static_cast<int>(opts.dtype().toScalarType()),
+                                   opts.device().is_cpu() ? -1 : static_cast<int>(opts.device().index()));
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  auto mask = torch::full({tq, tk}, -std::numeric_limits<float>::infinity(), opts).triu(tk - tq + 1);
+  cache.emplace(key, mask);
+  return mask;
+}
 
 // Scaled dot-product attention over (B, H, T, D) tensors. `causal` masks each query from
 // keys after it, aligned so the last query sees every key (queries may be fewer than keys
@@ -23,17 +41,20 @@ inline torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, c
     return at::scaled_dot_product_attention(q, k, v, {}, training ? dropout_p : 0.0, causal && tq > 1);
   }
 #endif
-  const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
-  auto att = torch::matmul(q, k.transpose(-2, -1)) * scale;  // (B, H, Tq, Tk)
+  // One baddbmm computes scale * q k^T + mask, the additive causal mask (0 / -inf) cached
+  // per shape: fewer kernels than matmul, mul and masked_fill.
+  const int64_t B = q.size(0), H = q.size(1), D = q.size(3);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  auto q3 = q.reshape({B * H, tq, D}), k3 = k.reshape({B * H, tk, D}), v3 = v.reshape({B * H, tk, D});
+  torch::Tensor att;
   if (causal && tq > 1) {
-    // query i (absolute position tk - tq + i) may see keys 0..tk - tq + i
-    auto mask = torch::ones({tq, tk}, torch::TensorOptions().dtype(torch::kBool).device(q.device()))
-                    .triu(tk - tq + 1);
-    att = att.masked_fill(mask, -std::numeric_limits<float>::infinity());
+    att = torch::baddbmm(causal_mask(tq, tk, q.options()), q3, k3.transpose(1, 2), 1.0, scale);
+  } else {
+    att = torch::bmm(q3, k3.transpose(1, 2)) * scale;
   }
-  att = torch::softmax(att, -1);
+  att = torch::softmax(att, -1);  // (B*H, Tq, Tk)
   if (training && dropout_p > 0) att = torch::dropout(att, dropout_p, true);
-  return torch::matmul(att, v);  // (B, H, Tq, D)
+  return torch::bmm(att, v3).view({B, H, tq, D});
 }
 
 }  // namespace imagine::compat

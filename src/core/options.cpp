@@ -186,7 +186,9 @@ std::map<std::string, std::string> parse_config_file(const std::string& path) {
     } catch (const std::exception& e) {
       throw UsageError("config " + path + ": invalid JSON: " + e.what(), "fix the syntax of the config file");
     }
-    for (auto& [k, v] : j.items()) {
+    for (auto& [key, v] : j.items()) {
+      std::string k = key;
+      std::replace(k.begin(), k.end(), '_', '-');  // n_layer and n-layer name the same option
       if (v.is_string()) out[k] = v.get<std::string>();
       else if (v.is_array()) {
         std::string joined;
@@ -233,7 +235,9 @@ Options OptionTable::parse(const std::vector<std::string>& args) const {
   std::vector<std::string> names;
   for (auto& s : specs_) names.push_back(s.name);
   auto unknown = [&](const std::string& key, const std::string& where) {
-    std::string near = closest_name(key, names);
+    // Flags arrive as "--name": compare the bare name, or every suggestion is 2 edits off.
+    const std::string bare = key.rfind("--", 0) == 0 ? key.substr(2) : key;
+    std::string near = closest_name(bare, names);
     return UsageError("unknown option '" + key + "'" + where,
                       near.empty() ? "see --help for the options of this command" : "did you mean --" + near + "?");
   };

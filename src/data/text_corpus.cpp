@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "core/utf8.h"
 #include "core/files.h"
 
 namespace fs = std::filesystem;
@@ -19,30 +20,6 @@ namespace imagine {
 namespace {
 
 const char* kDataHint = "pass --data a text file or a folder of text files";
-
-// Length of the valid UTF-8 sequence at s[i], or 0 when the bytes there are not one. Overlong
-// forms, surrogates and code points past U+10FFFF are invalid, as in the tokenizer.
-size_t utf8_length(const std::string& s, size_t i) {
-  const unsigned char* p = reinterpret_cast<const unsigned char*>(s.data()) + i;
-  size_t left = s.size() - i;
-  unsigned c = p[0];
-  if (c < 0x80) return 1;
-  if (c < 0xC2) return 0;
-  if (c < 0xE0) return (left >= 2 && (p[1] & 0xC0) == 0x80) ? 2 : 0;
-  if (c < 0xF0) {
-    if (left < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80) return 0;
-    if (c == 0xE0 && p[1] < 0xA0) return 0;
-    if (c == 0xED && p[1] > 0x9F) return 0;
-    return 3;
-  }
-  if (c < 0xF5) {
-    if (left < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80) return 0;
-    if (c == 0xF0 && p[1] < 0x90) return 0;
-    if (c == 0xF4 && p[1] > 0x8F) return 0;
-    return 4;
-  }
-  return 0;
-}
 
 // "" for text, otherwise why the bytes look binary (used as the skip reason).
 std::string binary_reason(const std::string& bytes) {

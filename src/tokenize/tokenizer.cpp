@@ -10,6 +10,7 @@
 #include <unordered_set>
 
 #include "core/error.h"
+#include "core/utf8.h"
 #include "core/files.h"
 #include "tokenize/sentencepiece.h"
 
@@ -25,31 +26,6 @@ constexpr size_t kMaxTrainBytes = 64u << 20;
 constexpr unsigned kSeed = 1234;
 const char* kModelFile = "tokenizer.model";
 const char* kBrokenHint = "the model directory looks damaged: restore it from a backup or retrain the model";
-
-// Length of the valid UTF-8 sequence at s[i], or 0 when the bytes there are not one. As strict as
-// SentencePiece's decoder (no overlongs, surrogates or code points past U+10FFFF): anything it
-// would reject must not reach it, or it would come back as U+FFFD.
-size_t utf8_length(std::string_view s, size_t i) {
-  const unsigned char* p = reinterpret_cast<const unsigned char*>(s.data()) + i;
-  size_t left = s.size() - i;
-  unsigned c = p[0];
-  if (c < 0x80) return 1;
-  if (c < 0xC2) return 0;
-  if (c < 0xE0) return (left >= 2 && (p[1] & 0xC0) == 0x80) ? 2 : 0;
-  if (c < 0xF0) {
-    if (left < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80) return 0;
-    if (c == 0xE0 && p[1] < 0xA0) return 0;
-    if (c == 0xED && p[1] > 0x9F) return 0;
-    return 3;
-  }
-  if (c < 0xF5) {
-    if (left < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80) return 0;
-    if (c == 0xF0 && p[1] < 0x90) return 0;
-    if (c == 0xF4 && p[1] > 0x8F) return 0;
-    return 4;
-  }
-  return 0;
-}
 
 // Length of the character at s[i] when SentencePiece may see it, else 0. Besides invalid UTF-8,
 // NUL is excluded (C-string handling), U+2581 (SentencePiece's own space marker, which would

@@ -109,8 +109,9 @@ void Trainer::resume() {
     std::lock_guard<std::mutex> lock(gen.mutex());
     gen.set_state(it->second);
   }
-  best_val_ = st.value("best_val_loss", std::numeric_limits<double>::infinity());
-  if (st["best_val_loss"].is_null()) best_val_ = std::numeric_limits<double>::infinity();
+  // null (no evaluation before the checkpoint) means none yet; value() would throw on it.
+  const nlohmann::json best_val = st.value("best_val_loss", nlohmann::json(nullptr));
+  best_val_ = best_val.is_number() ? best_val.get<double>() : std::numeric_limits<double>::infinity();
   best_step_ = st.value("best_step", int64_t{0});
   prior_seconds_ = st.value("elapsed_s", 0.0);
 

@@ -90,12 +90,6 @@ std::vector<int64_t> expected_set(const std::vector<float>& l, int64_t k, double
   return order;
 }
 
-std::set<int64_t> ids_of(const std::vector<std::pair<int64_t, double>>& c) {
-  std::set<int64_t> s;
-  for (auto& [id, pr] : c) s.insert(id);
-  return s;
-}
-
 // Checks candidate_set against the independent computation (ids, order and probabilities at
 // the temperature) and that sample_token draws only from it. Returns the distinct tokens drawn.
 std::set<int64_t> check_filters(const std::vector<float>& l, const SamplingParams& p, uint64_t seed, int draws) {

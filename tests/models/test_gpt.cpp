@@ -181,7 +181,9 @@ TEST_F(GptTest, OutputHeadIsTiedToTokenEmbedding) {
   // No separate head parameter: the only (vocab x n_embd) matrix is wte.weight.
   for (auto& p : m->named_parameters()) {
     EXPECT_EQ(p.key().find("head"), std::string::npos) << p.key();
-    if (p.value().dim() == 2 && p.value().size(0) == c.vocab_size) EXPECT_EQ(p.key(), "wte.weight");
+    if (p.value().dim() == 2 && p.value().size(0) == c.vocab_size) {
+      EXPECT_EQ(p.key(), "wte.weight");
+    }
   }
   torch::NoGradGuard ng;
   torch::manual_seed(14);

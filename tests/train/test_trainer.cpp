@@ -40,7 +40,9 @@ TEST(LrSchedule, WarmupIsLinearUpToThePeak) {
     EXPECT_NEAR(v, lr * (s + 1) / (warmup + 1), 1e-15) << s;
     EXPECT_GT(v, 0.0);
     EXPECT_LT(v, lr);
-    if (s > 0) EXPECT_NEAR(v - imagine::lr_at(s - 1, lr, min_lr, warmup, decay), lr / (warmup + 1), 1e-15);
+    if (s > 0) {
+      EXPECT_NEAR(v - imagine::lr_at(s - 1, lr, min_lr, warmup, decay), lr / (warmup + 1), 1e-15);
+    }
   }
   EXPECT_DOUBLE_EQ(imagine::lr_at(warmup, lr, min_lr, warmup, decay), lr);  // the peak
   // no warm-up: the peak from the first step
@@ -289,7 +291,7 @@ TEST_F(TrainRunTest, ResumeAfterInterruptEqualsUninterruptedRun) {
   auto args = [&](const std::string& out) {
     return std::vector<std::string>{"--data", data, "--out", out, "--preset", "tiny", "--dropout", "0.1",
                                     "--samples=false", "--quiet", "--eval-every", "5", "--steps", "20",
-                                    "--log-every", "1", "--threads", "2", "--seed", "4242"};
+                                    "--log-every", "1", "--seed", "4242"};
   };
   auto no_log = [](const std::string&) {};
   const auto t0 = std::chrono::steady_clock::now();
@@ -299,11 +301,10 @@ TEST_F(TrainRunTest, ResumeAfterInterruptEqualsUninterruptedRun) {
   EXPECT_EQ(ra.outcome.step, 20);
   EXPECT_FALSE(ra.outcome.interrupted);
 
-  // B, part 1: the interrupt arrives before the first step (requested from the log callback,
-  // which runs before training starts), so the run stops after step 1 with a checkpoint.
-  auto r1 = train(args(b), [](const std::string& line) {
-    if (line.rfind("model:", 0) == 0) imagine::request_interrupt();
-  });
+  // B, part 1: the interrupt is already pending when training starts (as if Ctrl-C came
+  // during set-up), so the run stops after its first step and saves a checkpoint.
+  imagine::request_interrupt();
+  auto r1 = train(args(b), no_log);
   imagine::clear_interrupt();
   EXPECT_TRUE(r1.outcome.interrupted);
   EXPECT_EQ(r1.outcome.step, 1);
@@ -326,7 +327,12 @@ TEST_F(TrainRunTest, ResumeAfterInterruptEqualsUninterruptedRun) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
   });
-  auto r2 = train({"--out", b, "--resume", "--quiet", "--threads", "2"}, no_log);
+  imagine::TextTrainResult r2;
+  try {
+    r2 = train({"--out", b, "--resume", "--quiet"}, no_log);
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "resume failed: " << e.what();
+  }
   done = true;
   watcher.join();
   imagine::clear_interrupt();
@@ -337,7 +343,7 @@ TEST_F(TrainRunTest, ResumeAfterInterruptEqualsUninterruptedRun) {
     auto st = nlohmann::json::parse(imagine::read_file(b + "/checkpoint-latest/trainer_state.json"));
     EXPECT_EQ(st.at("step").get<int64_t>(), r2.outcome.step);
     // B, part 3: resume to the end.
-    auto r3 = train({"--out", b, "--resume", "--quiet", "--threads", "2"}, no_log);
+    auto r3 = train({"--out", b, "--resume", "--quiet"}, no_log);
     EXPECT_FALSE(r3.outcome.interrupted);
     EXPECT_EQ(r3.outcome.step, 20);
     EXPECT_EQ(r3.outcome.best_val_loss, ra.outcome.best_val_loss);
@@ -351,6 +357,10 @@ TEST_F(TrainRunTest, ResumeAfterInterruptEqualsUninterruptedRun) {
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
 
   const Metrics ma = read_metrics(a), mb = read_metrics(b);
+  int exact = 0;
+  for (auto& [s, ja] : ma.steps)
+    exact += mb.steps.count(s) && ja.at("loss").get<double>() == mb.steps.at(s).at("loss").get<double>();
+  std::printf("[ info     ] resume test: %d of %zu per-step losses bit-identical\n", exact, ma.steps.size());
   ASSERT_EQ(ma.steps.size(), 20u);
   ASSERT_EQ(mb.steps.size(), 20u);
   for (auto& [s, ja] : ma.steps) {
@@ -387,14 +397,14 @@ TEST_F(TrainRunTest, ResumeRefusesArchitectureChangesAndNeedsACheckpoint) {
   // nothing to resume yet
   EXPECT_THROW(train({"--data", data, "--out", out, "--resume", "--quiet"}, no_log), imagine::Error);
   train({"--data", data, "--out", out, "--preset", "tiny", "--steps", "3", "--eval-every", "0", "--samples=false",
-         "--quiet", "--threads", "2"},
+         "--quiet"},
         no_log);
   EXPECT_THROW(train({"--out", out, "--resume", "--n-embd", "64", "--quiet"}, no_log), imagine::Error);
   // without --resume the existing model is not overwritten
   EXPECT_THROW(train({"--data", data, "--out", out, "--preset", "tiny", "--steps", "3", "--quiet"}, no_log),
                imagine::Error);
   // more steps on resume continue the same run
-  auto r = train({"--out", out, "--resume", "--steps", "5", "--quiet", "--threads", "2"}, no_log);
+  auto r = train({"--out", out, "--resume", "--steps", "5", "--quiet"}, no_log);
   EXPECT_EQ(r.outcome.step, 5);
   auto m = read_metrics(out);
   EXPECT_TRUE(m.evals.count(3));
@@ -426,18 +436,21 @@ TEST_F(TrainRunTest, TinyModelLearnsWellBelowUnigramEntropy) {
   h_cross /= val_part.size();
 
   const auto t0 = std::chrono::steady_clock::now();
-  auto r = train({"--data", data, "--out", dir_ + "/S", "--preset", "tiny", "--steps", "250", "--eval-every", "125",
-                  "--eval-iters", "8", "--samples=false", "--quiet", "--threads", "2", "--seed", "7"},
+  auto r = train({"--data", data, "--out", dir_ + "/S", "--preset", "tiny", "--steps", "600", "--eval-every", "300",
+                  "--eval-iters", "8", "--samples=false", "--quiet", "--seed", "7"},
                  [](const std::string&) {});
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("[ info     ] unigram entropy %.4f nats (train), unigram cross-entropy on val %.4f; "
               "best val loss %.4f at step %lld; %.1f s\n",
               h_train, h_cross, r.outcome.best_val_loss, static_cast<long long>(r.outcome.best_step), secs);
-  EXPECT_EQ(r.outcome.step, 250);
+  EXPECT_EQ(r.outcome.step, 600);
   EXPECT_TRUE(std::isfinite(r.outcome.best_val_loss));
   EXPECT_GT(h_train, 2.5);  // sanity of the reference: English text is around 3 nats/byte
-  EXPECT_LT(r.outcome.best_val_loss, h_train - 0.4);
-  EXPECT_LT(r.outcome.best_val_loss, h_cross - 0.4);
+  // Seen: 2.39-2.42 nats at 600 steps against a unigram entropy of 3.29 (seeds 1, 2, 3, 7;
+  // 1 or 2 threads). At 250-300 steps the tiny model is only just leaving the unigram
+  // plateau (2.9-3.0), hence 600 steps (about 2 s).
+  EXPECT_LT(r.outcome.best_val_loss, h_train - 0.5);
+  EXPECT_LT(r.outcome.best_val_loss, h_cross - 0.5);
   // the metrics record the same best
   auto m = read_metrics(dir_ + "/S");
   ASSERT_FALSE(m.evals.empty());

@@ -1,0 +1,33 @@
+// UTF-8 validation shared by the corpus reader (binary detection) and the tokenizers.
+#pragma once
+#include <cstddef>
+#include <string_view>
+
+namespace imagine {
+
+// Length of the valid UTF-8 sequence at s[i], or 0 when the bytes there are not one.
+// Strict: overlong forms, surrogates and code points past U+10FFFF are invalid (as strict
+// as SentencePiece's decoder, so nothing it would reject reaches it).
+inline size_t utf8_length(std::string_view s, size_t i) {
+  const unsigned char* p = reinterpret_cast<const unsigned char*>(s.data()) + i;
+  const size_t left = s.size() - i;
+  const unsigned c = p[0];
+  if (c < 0x80) return 1;
+  if (c < 0xC2) return 0;
+  if (c < 0xE0) return (left >= 2 && (p[1] & 0xC0) == 0x80) ? 2 : 0;
+  if (c < 0xF0) {
+    if (left < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80) return 0;
+    if (c == 0xE0 && p[1] < 0xA0) return 0;
+    if (c == 0xED && p[1] > 0x9F) return 0;
+    return 3;
+  }
+  if (c < 0xF5) {
+    if (left < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80) return 0;
+    if (c == 0xF0 && p[1] < 0x90) return 0;
+    if (c == 0xF4 && p[1] > 0x8F) return 0;
+    return 4;
+  }
+  return 0;
+}
+
+}  // namespace imagine

@@ -1,0 +1,499 @@
+// End-to-end tests of the `imagine` binary: error reporting and exit codes, a tiny
+// train -> generate -> info -> eval round trip, reproducibility by seed, --stop and --out,
+// refusal to overwrite, damaged model directories, the BPE tokenizer, and Ctrl-C + --resume.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/files.h"
+
+extern char** environ;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct ProcResult {
+  bool exited = false;   // normal exit (not killed by a signal)
+  int code = -1;         // exit status when exited
+  int signal = 0;        // the signal when not
+  std::string out, err;
+  bool timed_out = false;
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// Starts IMAGINE_BINARY with args; stdout/stderr go to the given files, stdin is /dev/null.
+pid_t spawn_imagine(const std::vector<std::string>& args, const std::string& out_path, const std::string& err_path) {
+  std::vector<std::string> full = {IMAGINE_BINARY};
+  full.insert(full.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : full) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  pid_t pid = -1;
+  const int rc = posix_spawn(&pid, IMAGINE_BINARY, &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  EXPECT_EQ(rc, 0) << "cannot start " << IMAGINE_BINARY;
+  return rc == 0 ? pid : -1;
+}
+
+// Waits for pid (killing it after timeout_s) and fills the exit fields.
+void wait_for(pid_t pid, ProcResult& r, double timeout_s) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  int status = 0;
+  while (true) {
+    const pid_t w = waitpid(pid, &status, WNOHANG);
+    if (w == pid) break;
+    if (w < 0) {
+      ADD_FAILURE() << "waitpid failed";
+      return;
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      r.timed_out = true;
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  r.exited = WIFEXITED(status);
+  r.code = r.exited ? WEXITSTATUS(status) : -1;
+  r.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+}
+
+std::string g_tmp;  // scratch folder of this test binary's CLI tests
+
+ProcResult run_imagine(const std::vector<std::string>& args, double timeout_s = 120) {
+  static int counter = 0;
+  const std::string base = g_tmp + "/proc" + std::to_string(counter++);
+  ProcResult r;
+  const pid_t pid = spawn_imagine(args, base + ".out", base + ".err");
+  if (pid < 0) return r;
+  wait_for(pid, r, timeout_s);
+  r.out = slurp(base + ".out");
+  r.err = slurp(base + ".err");
+  EXPECT_FALSE(r.timed_out) << "imagine timed out";
+  return r;
+}
+
+std::string describe(const std::vector<std::string>& args, const ProcResult& r) {
+  std::string s = "imagine";
+  for (auto& a : args) s += " " + a;
+  return s + "\n  exit " + (r.exited ? std::to_string(r.code) : "signal " + std::to_string(r.signal)) +
+         "\n  stdout: " + r.out.substr(0, 2000) + "\n  stderr: " + r.err.substr(0, 2000);
+}
+
+bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+// A clean failure: a normal exit with the given code and an error: + hint: pair on stderr.
+void expect_clean_failure(const std::vector<std::string>& args, int want_code) {
+  auto r = run_imagine(args);
+  EXPECT_TRUE(r.exited) << describe(args, r);
+  EXPECT_EQ(r.code, want_code) << describe(args, r);
+  EXPECT_TRUE(has(r.err, "error: ")) << describe(args, r);
+  EXPECT_TRUE(has(r.err, "hint: ")) << describe(args, r);
+  EXPECT_FALSE(has(r.err, "terminate called")) << describe(args, r);
+}
+
+std::string write_text(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary) << text;
+  return path;
+}
+
+// The training corpus: 20 KB of tinyshakespeare, or a synthetic English-like text when the
+// data set is not there (these tests need text, not Shakespeare).
+std::string make_corpus(const std::string& path, size_t bytes) {
+  const std::string shakes = std::string(IMAGINE_SOURCE_DIR) + "/../shared/data/tinyshakespeare/input.txt";
+  if (fs::exists(shakes)) return write_text(path, slurp(shakes).substr(0, bytes));
+  const std::vector<std::string> words = {"the", "king", "and", "queen", "of", "a", "fair", "day", "to", "my",
+                                          "lord", "good", "night", "sweet", "love", "is", "not", "what", "it", "seems"};
+  std::mt19937 gen(5);
+  std::string text;
+  while (text.size() < bytes) {
+    text += words[gen() % words.size()];
+    text += gen() % 9 == 0 ? ".\n" : " ";
+  }
+  return write_text(path, text);
+}
+
+std::string sha_of(const std::string& path) { return imagine::sha256_hex(slurp(path)); }
+
+class Cli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    std::string tmpl = ::testing::TempDir() + "imagine_cli_XXXXXX";
+    std::vector<char> buf(tmpl.begin(), tmpl.end());
+    buf.push_back('\0');
+    ASSERT_NE(::mkdtemp(buf.data()), nullptr);
+    g_tmp = buf.data();
+    corpus_ = make_corpus(g_tmp + "/corpus.txt", 20000);
+    model_ = g_tmp + "/model";
+    const std::vector<std::string> args = {"train", "text", "--data", corpus_, "--out", model_, "--preset", "tiny",
+                                           "--steps", "30", "--quiet", "--no-samples", "--threads", "1"};
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = run_imagine(args, 300);
+    train_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    trained_ = r.exited && r.code == 0;
+    train_log_ = describe(args, r);
+  }
+  static void TearDownTestSuite() { fs::remove_all(g_tmp); }
+  void SetUp() override { ASSERT_TRUE(trained_) << "training the shared tiny model failed:\n" << train_log_; }
+
+  // A private copy of the trained model directory (for tests that damage it).
+  static std::string copy_model(const std::string& name) {
+    const std::string dst = g_tmp + "/" + name;
+    fs::remove_all(dst);
+    fs::copy(model_, dst, fs::copy_options::recursive);
+    return dst;
+  }
+  static std::vector<std::string> gen(const std::string& model, std::vector<std::string> extra) {
+    std::vector<std::string> a = {"generate", "text", "--model", model, "--threads", "1"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  }
+
+  static inline std::string corpus_, model_, train_log_;
+  static inline bool trained_ = false;
+  static inline double train_seconds_ = 0;
+};
+
+}  // namespace
+
+TEST_F(Cli, HelpAndUsage) {
+  auto r = run_imagine({"--help"});
+  EXPECT_TRUE(r.exited && r.code == 0) << describe({"--help"}, r);
+  EXPECT_TRUE(has(r.out, "usage:")) << r.out;
+  EXPECT_TRUE(has(r.out, "imagine train text")) << r.out;
+  auto t = run_imagine({"train", "text", "--help"});
+  EXPECT_EQ(t.code, 0);
+  EXPECT_TRUE(has(t.out, "--steps")) << t.out;
+  EXPECT_TRUE(has(t.out, "tiny")) << t.out;
+  auto g = run_imagine({"generate", "text", "--help"});
+  EXPECT_EQ(g.code, 0);
+  EXPECT_TRUE(has(g.out, "--temperature")) << g.out;
+  auto none = run_imagine({});
+  EXPECT_EQ(none.code, 2);  // no command: usage, as an error
+  EXPECT_TRUE(has(none.out, "usage:"));
+  auto v = run_imagine({"--version"});
+  EXPECT_EQ(v.code, 0);
+  EXPECT_TRUE(has(v.out, "imagine")) << v.out;
+}
+
+TEST_F(Cli, TrainErrorsAreReportedWithHints) {
+  const std::string out = g_tmp + "/never";
+  const std::string empty = write_text(g_tmp + "/empty.txt", "");
+  // runtime errors: exit 1
+  expect_clean_failure({"train", "text", "--data", g_tmp + "/no/such/file.txt", "--out", out, "--preset", "tiny"}, 1);
+  expect_clean_failure({"train", "text", "--data", empty, "--out", out, "--preset", "tiny"}, 1);
+  expect_clean_failure({"train", "text", "--data", corpus_, "--preset", "tiny"}, 1);  // no --out
+  expect_clean_failure({"train", "text", "--data", corpus_, "--out", out, "--preset", "tiny", "--n-embd", "30",
+                        "--n-head", "4"},
+                       1);  // not divisible
+  // usage errors: exit 2
+  expect_clean_failure({"train", "text", "--data", corpus_, "--out", out, "--steps", "-5"}, 2);
+  expect_clean_failure({"train", "text", "--data", corpus_, "--out", out, "--preset", "nope"}, 2);
+  expect_clean_failure({"train", "text", "--data", corpus_, "--out", out, "--stesp", "5"}, 2);
+  expect_clean_failure({"train", "text", "--data", corpus_, "--out", out, "--tokenizer", "words"}, 2);
+  expect_clean_failure({"train", "music", "--data", corpus_, "--out", out}, 2);
+  expect_clean_failure({"train", "text", "stray", "--out", out}, 2);
+  expect_clean_failure({"frobnicate"}, 2);
+  expect_clean_failure({"generate", "text"}, 2);  // no --model
+  expect_clean_failure({"info"}, 2);
+  expect_clean_failure({"eval", model_}, 2);  // no --data
+  // the hints say something useful
+  auto r = run_imagine({"train", "text", "--data", corpus_, "--out", out, "--stesp", "5"});
+  EXPECT_TRUE(has(r.err, "did you mean --steps?")) << r.err;
+  auto p = run_imagine({"train", "text", "--data", corpus_, "--out", out, "--preset", "nope"});
+  EXPECT_TRUE(has(p.err, "tiny")) << p.err;
+  // nothing was written by the failed runs
+  EXPECT_FALSE(fs::exists(out + "/config.json"));
+  EXPECT_FALSE(fs::exists(out + "/model.safetensors"));
+}
+
+TEST_F(Cli, GenerateIsReproducibleBySeed) {
+  const auto args7 = gen(model_, {"--max-tokens", "40", "--seed", "7"});
+  auto a = run_imagine(args7), b = run_imagine(args7);
+  ASSERT_EQ(a.code, 0) << describe(args7, a);
+  ASSERT_EQ(b.code, 0) << describe(args7, b);
+  EXPECT_EQ(a.out, b.out);
+  EXPECT_GE(a.out.size(), 40u + 1u);  // 40 byte tokens + newline (empty prompt)
+  EXPECT_TRUE(has(a.err, "seed 7")) << a.err;
+  auto c = run_imagine(gen(model_, {"--max-tokens", "40", "--seed", "8"}));
+  ASSERT_EQ(c.code, 0);
+  EXPECT_NE(a.out, c.out);
+  // greedy decoding ignores the seed
+  auto g1 = run_imagine(gen(model_, {"--max-tokens", "30", "--temperature", "0", "--seed", "1", "--quiet"}));
+  auto g2 = run_imagine(gen(model_, {"--max-tokens", "30", "--temperature", "0", "--seed", "2", "--quiet"}));
+  ASSERT_EQ(g1.code, 0) << g1.err;
+  EXPECT_EQ(g1.out, g2.out);
+  EXPECT_EQ(g1.err, "");  // --quiet: nothing on stderr
+  // the KV cache does not change greedy output (within one context window)
+  auto nk = run_imagine(gen(model_, {"--max-tokens", "20", "--temperature", "0", "--quiet", "--prompt", "KING"}));
+  auto nn = run_imagine(
+      gen(model_, {"--max-tokens", "20", "--temperature", "0", "--quiet", "--prompt", "KING", "--no-kv-cache"}));
+  ASSERT_EQ(nk.code, 0) << nk.err;
+  EXPECT_EQ(nk.out, nn.out);
+  EXPECT_EQ(nk.out.rfind("KING", 0), 0u) << nk.out;  // the prompt is echoed first
+}
+
+TEST_F(Cli, StopTruncatesAndOutWritesTheFile) {
+  auto full = run_imagine(gen(model_, {"--max-tokens", "40", "--seed", "7", "--quiet"}));
+  ASSERT_EQ(full.code, 0) << full.err;
+  ASSERT_GE(full.out.size(), 2u);
+  const std::string text = full.out.substr(0, full.out.size() - 1);  // without the final newline
+  // a two-byte stop string taken from the second half of the text
+  std::string stop;
+  for (size_t i = text.size() / 2; i + 2 <= text.size() && stop.empty(); i++) {
+    std::string cand = text.substr(i, 2);
+    if (cand.find('\\') == std::string::npos && cand.find('\n') == std::string::npos) stop = cand;
+  }
+  ASSERT_FALSE(stop.empty()) << text;
+  const size_t at = text.find(stop);
+  auto cut = run_imagine(gen(model_, {"--max-tokens", "40", "--seed", "7", "--quiet", "--stop", stop}));
+  ASSERT_EQ(cut.code, 0) << cut.err;
+  EXPECT_EQ(cut.out, text.substr(0, at) + "\n") << "stop '" << stop << "' in '" << text << "'";
+  EXPECT_LT(cut.out.size(), full.out.size());
+  auto loud = run_imagine(gen(model_, {"--max-tokens", "40", "--seed", "7", "--stop", stop}));
+  EXPECT_TRUE(has(loud.err, "stop: stop")) << loud.err;
+  // a stop string that never occurs changes nothing
+  auto never = run_imagine(gen(model_, {"--max-tokens", "40", "--seed", "7", "--quiet", "--stop", "\x01\x02"}));
+  EXPECT_EQ(never.out, full.out);
+  // --out writes what was printed
+  const std::string file = g_tmp + "/sample.txt";
+  auto o = run_imagine(gen(model_, {"--max-tokens", "40", "--seed", "7", "--quiet", "--out", file}));
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_EQ(o.out, full.out);
+  ASSERT_TRUE(fs::exists(file));
+  EXPECT_EQ(slurp(file), full.out);
+}
+
+TEST_F(Cli, InfoAndEval) {
+  auto t = run_imagine({"info", model_});
+  ASSERT_EQ(t.code, 0) << t.err;
+  EXPECT_TRUE(has(t.out, "2 layers")) << t.out;
+  EXPECT_TRUE(has(t.out, "tokenizer:    byte")) << t.out;
+  EXPECT_TRUE(has(t.out, "best val:")) << t.out;
+  auto r = run_imagine({"info", model_, "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  nlohmann::json j;
+  ASSERT_NO_THROW(j = nlohmann::json::parse(r.out)) << r.out;
+  // tiny: V = 256 bytes, C = 32, context 32, 2 layers, no biases
+  const int64_t V = 256, C = 32, T = 32, L = 2;
+  const int64_t per_layer = C + 3 * C * C + C * C + C + 4 * C * C + 4 * C * C;
+  EXPECT_EQ(j.at("parameters").get<int64_t>(), V * C + T * C + L * per_layer + C);
+  EXPECT_EQ(j.at("parameters_excluding_positions").get<int64_t>(), V * C + L * per_layer + C);
+  EXPECT_EQ(j.at("architecture").at("n_layer"), 2);
+  EXPECT_EQ(j.at("architecture").at("n_embd"), 32);
+  EXPECT_EQ(j.at("architecture").at("block_size"), 32);
+  EXPECT_EQ(j.at("tokenizer").at("kind"), "byte");
+  EXPECT_EQ(j.at("family"), "gpt-text");
+  ASSERT_TRUE(j.at("best_val_loss").is_number());
+  const double best = j["best_val_loss"].get<double>();
+  EXPECT_TRUE(std::isfinite(best));
+  EXPECT_GT(best, 0.5);
+  EXPECT_LT(best, std::log(256.0) + 0.5);
+  EXPECT_EQ(j.at("training").at("step"), 30);
+  EXPECT_EQ(j.at("dataset").at("bytes"), fs::file_size(corpus_));
+
+  const std::string held_out = write_text(g_tmp + "/held_out.txt", slurp(corpus_).substr(15000, 3000));
+  auto e = run_imagine({"eval", model_, "--data", held_out, "--json", "--threads", "1"});
+  ASSERT_EQ(e.code, 0) << e.err;
+  auto ej = nlohmann::json::parse(e.out);
+  const double loss = ej.at("loss").get<double>(), bpb = ej.at("bits_per_byte").get<double>();
+  EXPECT_TRUE(std::isfinite(loss));
+  EXPECT_TRUE(std::isfinite(bpb));
+  EXPECT_GT(loss, 0.5);
+  EXPECT_LT(loss, std::log(256.0) + 0.5);
+  EXPECT_EQ(ej.at("bytes").get<int64_t>(), 3000);
+  EXPECT_EQ(ej.at("tokens").get<int64_t>(), 2999);  // byte tokens, every one after the first scored
+  EXPECT_NEAR(bpb, loss * 2999 / (3000 * std::log(2.0)), 1e-9);
+  EXPECT_NEAR(ej.at("perplexity").get<double>(), std::exp(loss), 1e-6 * std::exp(loss));
+  // the same text scored twice gives the same number (deterministic)
+  auto e2 = run_imagine({"eval", model_, "--data", held_out, "--json", "--threads", "1", "--batch-size", "3"});
+  ASSERT_EQ(e2.code, 0) << e2.err;
+  EXPECT_NEAR(nlohmann::json::parse(e2.out).at("loss").get<double>(), loss, 1e-5);  // batching does not matter
+  // info and eval of a missing directory fail cleanly
+  expect_clean_failure({"info", g_tmp + "/missing"}, 1);
+  expect_clean_failure({"eval", g_tmp + "/missing", "--data", held_out}, 1);
+}
+
+TEST_F(Cli, TrainingRefusesToOverwriteAModel) {
+  const std::string dir = copy_model("refuse");
+  const std::string before = sha_of(dir + "/model.safetensors"), cfg_before = sha_of(dir + "/config.json");
+  const std::vector<std::string> args = {"train", "text", "--data", corpus_, "--out", dir, "--preset", "tiny",
+                                         "--steps", "5", "--quiet", "--threads", "1"};
+  auto r = run_imagine(args);
+  EXPECT_TRUE(r.exited) << describe(args, r);
+  EXPECT_NE(r.code, 0) << describe(args, r);
+  EXPECT_TRUE(has(r.err, "error: ")) << r.err;
+  EXPECT_TRUE(has(r.err, "--resume")) << r.err;
+  EXPECT_EQ(sha_of(dir + "/model.safetensors"), before);
+  EXPECT_EQ(sha_of(dir + "/config.json"), cfg_before);
+}
+
+TEST_F(Cli, DamagedModelDirectoriesFailCleanly) {
+  const auto size = fs::file_size(model_ + "/model.safetensors");
+  {
+    const std::string d = copy_model("truncated");
+    fs::resize_file(d + "/model.safetensors", size / 2);
+    expect_clean_failure(gen(d, {"--max-tokens", "5"}), 1);
+    fs::resize_file(d + "/model.safetensors", 5);  // not even a header length
+    expect_clean_failure(gen(d, {"--max-tokens", "5"}), 1);
+  }
+  {
+    // one flipped bit in the header (a dtype), in the middle of the data and in its last byte
+    const std::string bytes = slurp(model_ + "/model.safetensors");
+    ASSERT_GT(bytes.size(), 8u);
+    uint64_t header_len = 0;
+    for (int i = 7; i >= 0; i--) header_len = (header_len << 8) | static_cast<unsigned char>(bytes[i]);
+    ASSERT_LT(8 + header_len, bytes.size());
+    const size_t dtype_at = bytes.find("F32", 8);
+    ASSERT_LT(dtype_at, 8 + header_len);
+    const size_t data_start = 8 + header_len;
+    for (size_t pos : {dtype_at, data_start + (bytes.size() - data_start) / 2, bytes.size() - 1}) {
+      const std::string d = copy_model("flipped");
+      std::string b = bytes;
+      b[pos] = static_cast<char>(b[pos] ^ 0x10);
+      write_text(d + "/model.safetensors", b);
+      SCOPED_TRACE("flipped byte " + std::to_string(pos) + " of " + std::to_string(b.size()));
+      expect_clean_failure(gen(d, {"--max-tokens", "5"}), 1);
+      expect_clean_failure({"eval", d, "--data", corpus_}, 1);
+    }
+  }
+  {
+    const std::string d = copy_model("future");
+    auto cfg = nlohmann::json::parse(slurp(d + "/config.json"));
+    cfg["format_version"] = 99;
+    write_text(d + "/config.json", cfg.dump(2));
+    expect_clean_failure(gen(d, {"--max-tokens", "5"}), 1);
+    auto r = run_imagine(gen(d, {"--max-tokens", "5"}));
+    EXPECT_TRUE(has(r.err, "99")) << r.err;
+    expect_clean_failure({"info", d}, 1);
+  }
+  {
+    const std::string d = copy_model("badjson");
+    write_text(d + "/config.json", "{\"format\": \"imagine.model\", ");
+    expect_clean_failure(gen(d, {"--max-tokens", "5"}), 1);
+  }
+  {
+    const std::string d = copy_model("noweights");
+    fs::remove(d + "/model.safetensors");
+    expect_clean_failure(gen(d, {"--max-tokens", "5"}), 1);
+  }
+  {
+    const std::string d = copy_model("wrongarch");  // config says 3 layers, the weights have 2
+    auto cfg = nlohmann::json::parse(slurp(d + "/config.json"));
+    cfg["architecture"]["n_layer"] = 3;
+    write_text(d + "/config.json", cfg.dump(2));
+    expect_clean_failure(gen(d, {"--max-tokens", "5"}), 1);
+  }
+}
+
+TEST_F(Cli, BpeTokenizerRoundTrip) {
+  const std::string dir = g_tmp + "/bpe";
+  const std::vector<std::string> args = {"train", "text", "--data", corpus_, "--out", dir, "--preset", "tiny",
+                                         "--tokenizer", "bpe", "--vocab-size", "300", "--steps", "10",
+                                         "--quiet", "--no-samples", "--threads", "1"};
+  auto r = run_imagine(args);
+  ASSERT_EQ(r.code, 0) << describe(args, r);
+  auto info = run_imagine({"info", dir, "--json"});
+  ASSERT_EQ(info.code, 0) << info.err;
+  auto j = nlohmann::json::parse(info.out);
+  EXPECT_EQ(j.at("tokenizer").at("kind"), "bpe");
+  EXPECT_EQ(j.at("tokenizer").at("vocab_size"), 300);
+  EXPECT_EQ(j.at("architecture").at("vocab_size"), 300);
+  // BPE covers more than a byte per token on the text it was trained on
+  EXPECT_LT(j.at("dataset").at("train_tokens").get<int64_t>(), j.at("dataset").at("train_bytes").get<int64_t>());
+  const auto g = gen(dir, {"--prompt", "ROMEO:\nWhat", "--max-tokens", "30", "--seed", "3", "--quiet"});
+  auto a = run_imagine(g), b = run_imagine(g);
+  ASSERT_EQ(a.code, 0) << describe(g, a);
+  EXPECT_EQ(a.out, b.out);
+  EXPECT_EQ(a.out.rfind("ROMEO:\nWhat", 0), 0u) << a.out;
+  EXPECT_GT(a.out.size(), std::string("ROMEO:\nWhat\n").size());
+  auto e = run_imagine({"eval", dir, "--data", corpus_, "--json", "--threads", "1"});
+  ASSERT_EQ(e.code, 0) << e.err;
+  auto ej = nlohmann::json::parse(e.out);
+  EXPECT_TRUE(std::isfinite(ej.at("bits_per_byte").get<double>()));
+  EXPECT_LT(ej.at("tokens").get<int64_t>(), ej.at("bytes").get<int64_t>() - 1);
+  // a BPE model directory without its tokenizer file fails cleanly
+  fs::remove_all(g_tmp + "/bpe_broken");
+  fs::copy(dir, g_tmp + "/bpe_broken", fs::copy_options::recursive);
+  for (auto& entry : fs::directory_iterator(g_tmp + "/bpe_broken"))
+    if (entry.path().extension() == ".model") fs::remove(entry.path());
+  expect_clean_failure(gen(g_tmp + "/bpe_broken", {"--max-tokens", "5"}), 1);
+}
+
+TEST_F(Cli, InterruptSavesACheckpointAndResumeContinues) {
+  const std::string dir = g_tmp + "/interrupted";
+  const std::vector<std::string> args = {"train", "text", "--data", corpus_, "--out", dir, "--preset", "tiny",
+                                         "--steps", "100000", "--log-every", "1", "--eval-every", "0",
+                                         "--quiet", "--no-samples", "--threads", "1"};
+  const pid_t pid = spawn_imagine(args, g_tmp + "/int.out", g_tmp + "/int.err");
+  ASSERT_GT(pid, 0);
+  // wait until step 5 is logged
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  int64_t logged = 0;
+  while (logged < 5 && std::chrono::steady_clock::now() < deadline) {
+    std::ifstream in(dir + "/metrics.jsonl");
+    std::string line;
+    while (std::getline(in, line)) {
+      auto j = nlohmann::json::parse(line, nullptr, false);
+      if (!j.is_discarded()) logged = std::max(logged, j.value("step", int64_t{0}));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_GE(logged, 5) << "training did not get going: " << slurp(g_tmp + "/int.err");
+  kill(pid, SIGINT);
+  ProcResult r;
+  wait_for(pid, r, 120);
+  r.out = slurp(g_tmp + "/int.out");
+  r.err = slurp(g_tmp + "/int.err");
+  EXPECT_TRUE(r.exited) << describe(args, r);
+  EXPECT_EQ(r.code, 128 + SIGINT) << describe(args, r);
+  EXPECT_TRUE(has(r.err, "interrupt")) << r.err;
+  ASSERT_TRUE(fs::exists(dir + "/checkpoint-latest/trainer_state.json"));
+  const auto st = nlohmann::json::parse(slurp(dir + "/checkpoint-latest/trainer_state.json"));
+  const int64_t stopped = st.at("step").get<int64_t>();
+  EXPECT_GE(stopped, 5);
+  EXPECT_TRUE(fs::exists(dir + "/model.safetensors"));  // loadable although never evaluated
+  // continue to a few steps past the interrupt
+  const std::vector<std::string> resume = {"train", "text", "--out", dir, "--resume", "--steps",
+                                           std::to_string(stopped + 3), "--quiet", "--threads", "1"};
+  auto c = run_imagine(resume);
+  ASSERT_EQ(c.code, 0) << describe(resume, c);
+  // metrics continue without gaps or repeats
+  std::ifstream in(dir + "/metrics.jsonl");
+  std::string line;
+  int64_t expect = 1;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line);
+    if (j.value("event", "") == "eval") continue;
+    EXPECT_EQ(j.at("step").get<int64_t>(), expect);
+    expect++;
+  }
+  EXPECT_EQ(expect, stopped + 4);
+  auto g = run_imagine(gen(dir, {"--max-tokens", "10", "--seed", "1", "--quiet"}));
+  EXPECT_EQ(g.code, 0) << g.err;
+}
