@@ -82,40 +82,91 @@ if [ "$(calc "int($load1 > 0.5)")" = 1 ]; then
   log "warning: load average is $load1; other processes will distort the timings"
 fi
 
+# Both precisions, side by side: fp32, and bf16 autocast (bfloat16 matmuls, float32
+# weights), which imagine picks by default on CPUs with AVX512-BF16.
+PRECISIONS=${BENCH_PRECISIONS:-"bf16 fp32"}
+
 # ----------------------------------------------------------------------------- (a) speed
-log "(a) training speed: $SPEED_STEPS steps each, $THREADS threads"
-run_logged speed-imagine "$BIN" train text --preset shakespeare-cpu --data "$DATA" --out "$WORK/speed-imagine" \
-  --steps "$SPEED_STEPS" --eval-every 0 --samples=false --quiet --threads "$THREADS"
-"$PY" "$REPO/bench/python/imagine_metrics.py" "$WORK/speed-imagine" >"$WORK/speed-imagine.json"
-run_logged speed-python "$PY" "$REF" --data "$DATA" "${PRESET_CPU[@]}" --steps "$SPEED_STEPS" \
-  --eval-every 0 --eval-iters 20 --threads "$THREADS"
-cp "$WORK/speed-python.out" "$WORK/speed-python.json"
-sp_i=$(jget "$WORK/speed-imagine.json" tokens_per_s)
-sp_p=$(jget "$WORK/speed-python.json" tokens_per_s)
-sv_i=$(jget "$WORK/speed-imagine.json" final_val_loss)
-sv_p=$(jget "$WORK/speed-python.json" best_val_loss)
-sp_ratio=$(calc "f'{$sp_i / $sp_p:.2f}'")
+log "(a) training speed: $SPEED_STEPS steps each, $THREADS threads, precisions: $PRECISIONS"
+speed_rows=""
+for prec in $PRECISIONS; do
+  run_logged "speed-imagine-$prec" "$BIN" train text --preset shakespeare-cpu --data "$DATA" \
+    --out "$WORK/speed-imagine-$prec" --steps "$SPEED_STEPS" --eval-every 0 --samples=false --quiet \
+    --threads "$THREADS" --precision "$prec"
+  "$PY" "$REPO/bench/python/imagine_metrics.py" "$WORK/speed-imagine-$prec" >"$WORK/speed-imagine-$prec.json"
+  run_logged "speed-python-$prec" "$PY" "$REF" --data "$DATA" "${PRESET_CPU[@]}" --steps "$SPEED_STEPS" \
+    --eval-every 0 --eval-iters 20 --threads "$THREADS" --precision "$prec"
+  cp "$WORK/speed-python-$prec.out" "$WORK/speed-python-$prec.json"
+  sp_i=$(jget "$WORK/speed-imagine-$prec.json" tokens_per_s)
+  sp_p=$(jget "$WORK/speed-python-$prec.json" tokens_per_s)
+  sv_i=$(jget "$WORK/speed-imagine-$prec.json" final_val_loss)
+  sv_p=$(jget "$WORK/speed-python-$prec.json" best_val_loss)
+  speed_rows+=$(printf '| %s | %.0f | %.0f | **%sx** | %.4f | %.4f |' "$prec" "$sp_i" "$sp_p" \
+    "$(calc "f'{$sp_i / $sp_p:.2f}'")" "$sv_i" "$sv_p")$'\n'
+done
 
 # ----------------------------------------------------------------------------- (b) time to quality
 log "(b) time to quality: $TTQ_STEPS steps each"
-t0=$(now)
-run_logged ttq-imagine "$BIN" train text --preset shakespeare-cpu --data "$DATA" --out "$WORK/ttq-imagine" \
-  --steps "$TTQ_STEPS" --eval-every "$TTQ_EVAL_EVERY" --eval-iters "$TTQ_EVAL_ITERS" --samples=false --quiet \
-  --threads "$THREADS"
-t1=$(now)
-"$PY" "$REPO/bench/python/imagine_metrics.py" "$WORK/ttq-imagine" >"$WORK/ttq-imagine.json"
-run_logged ttq-python "$PY" "$REF" --data "$DATA" "${PRESET_CPU[@]}" --steps "$TTQ_STEPS" \
-  --eval-every "$TTQ_EVAL_EVERY" --eval-iters "$TTQ_EVAL_ITERS" --threads "$THREADS"
-t2=$(now)
-cp "$WORK/ttq-python.out" "$WORK/ttq-python.json"
-tw_i=$(calc "f'{$t1 - $t0:.1f}'")
-tw_p=$(calc "f'{$t2 - $t1:.1f}'")
-tr_i=$(jget "$WORK/ttq-imagine.json" tokens_per_s)
-tr_p=$(jget "$WORK/ttq-python.json" tokens_per_s)
-tb_i=$(jget "$WORK/ttq-imagine.json" best_val_loss)
-tb_p=$(jget "$WORK/ttq-python.json" best_val_loss)
-ts_i=$(jget "$WORK/ttq-imagine.json" best_step)
-ts_p=$(jget "$WORK/ttq-python.json" best_step)
+ttq_rows=""
+ttq_model=""
+for prec in $PRECISIONS; do
+  t0=$(now)
+  run_logged "ttq-imagine-$prec" "$BIN" train text --preset shakespeare-cpu --data "$DATA" \
+    --out "$WORK/ttq-imagine-$prec" --steps "$TTQ_STEPS" --eval-every "$TTQ_EVAL_EVERY" \
+    --eval-iters "$TTQ_EVAL_ITERS" --samples=false --quiet --threads "$THREADS" --precision "$prec"
+  t1=$(now)
+  "$PY" "$REPO/bench/python/imagine_metrics.py" "$WORK/ttq-imagine-$prec" >"$WORK/ttq-imagine-$prec.json"
+  run_logged "ttq-python-$prec" "$PY" "$REF" --data "$DATA" "${PRESET_CPU[@]}" --steps "$TTQ_STEPS" \
+    --eval-every "$TTQ_EVAL_EVERY" --eval-iters "$TTQ_EVAL_ITERS" --threads "$THREADS" --precision "$prec"
+  t2=$(now)
+  cp "$WORK/ttq-python-$prec.out" "$WORK/ttq-python-$prec.json"
+  [ -n "$ttq_model" ] || ttq_model="$WORK/ttq-imagine-$prec"
+  for impl in imagine python; do
+    f="$WORK/ttq-$impl-$prec.json"
+    if [ $impl = imagine ]; then wall=$(calc "f'{$t1 - $t0:.1f}'"); label="imagine (C++)"; else
+      wall=$(calc "f'{$t2 - $t1:.1f}'"); label="PyTorch (Python)"; fi
+    ttq_rows+=$(printf '| %s | %s | %s | %.0f | %.4f (%s) |' "$label" "$prec" "$wall" "$(jget "$f" tokens_per_s)" \
+      "$(jget "$f" best_val_loss)" "$(jget "$f" best_step)")$'\n'
+  done
+done
+
+# The same model with a doubled learning rate (preset shakespeare-cpu-fast), bf16: the
+# recipe that reaches nanoGPT's 1.88 soonest. time_to_target = elapsed seconds at the first
+# evaluation with validation loss <= 1.88.
+fast_rows=""
+if [ "$MODE" = full ]; then
+  t0=$(now)
+  run_logged ttq-imagine-fast "$BIN" train text --preset shakespeare-cpu-fast --data "$DATA" \
+    --out "$WORK/ttq-imagine-fast" --samples=false --quiet --threads "$THREADS" --precision bf16
+  t1=$(now)
+  "$PY" "$REPO/bench/python/imagine_metrics.py" "$WORK/ttq-imagine-fast" >"$WORK/ttq-imagine-fast.json"
+  run_logged ttq-python-fast "$PY" "$REF" --data "$DATA" "${PRESET_CPU[@]}" --lr 2e-3 --min-lr 2e-4 --steps 2000 \
+    --eval-every 250 --eval-iters 20 --threads "$THREADS" --precision bf16
+  t2=$(now)
+  cp "$WORK/ttq-python-fast.out" "$WORK/ttq-python-fast.json"
+  target_i=$("$PY" -c '
+import json, sys
+for line in open(sys.argv[1]):
+    j = json.loads(line)
+    if j.get("event") == "eval" and j["val_loss"] <= 1.88:
+        print("%.1f s (step %d)" % (j.get("elapsed_s", float("nan")), j["step"])); break
+else:
+    print("not reached")' "$WORK/ttq-imagine-fast/metrics.jsonl")
+  fast_rows+=$(printf '| imagine (C++) | bf16 | %s | %.0f | %.4f (%s) | %s |' "$(calc "f'{$t1 - $t0:.1f}'")" \
+    "$(jget "$WORK/ttq-imagine-fast.json" tokens_per_s)" "$(jget "$WORK/ttq-imagine-fast.json" best_val_loss)" \
+    "$(jget "$WORK/ttq-imagine-fast.json" best_step)" "$target_i")$'\n'
+  target_p=$("$PY" -c '
+import json, sys
+line = [l for l in open(sys.argv[1]) if l.lstrip().startswith("{")][-1]
+for e in json.loads(line)["evals"]:
+    if e["val_loss"] <= 1.88:
+        print("%.1f s (step %d)" % (e["elapsed_s"], e["step"])); break
+else:
+    print("not reached")' "$WORK/ttq-python-fast.json")
+  fast_rows+=$(printf '| PyTorch (Python) | bf16 | %s | %.0f | %.4f (%s) | %s |' "$(calc "f'{$t2 - $t1:.1f}'")" \
+    "$(jget "$WORK/ttq-python-fast.json" tokens_per_s)" "$(jget "$WORK/ttq-python-fast.json" best_val_loss)" \
+    "$(jget "$WORK/ttq-python-fast.json" best_step)" "$target_p")$'\n'
+fi
 
 # ----------------------------------------------------------------------------- (c) generation
 log "(c) generation: $GEN_TOKENS new tokens, KV cache vs full recomputation, median of $GEN_REPEATS"
@@ -150,7 +201,7 @@ gen_row() {  # gen_row MODEL_DIR LABEL -> one markdown table row
   printf '| %s | %s | %s | %s | %s | %s |\n' "$label" "$n_kv" \
     "$(calc "f'{$n_kv / $s_kv:.0f}'")" "$(calc "f'{$n_no / $s_no:.0f}'")" "$(calc "f'{$s_no / $s_kv:.2f}x'")" "$same"
 }
-gen_small=$(gen_row "$WORK/ttq-imagine" "shakespeare-cpu (4 layers, 128 wide, context 64), model from (b)")
+gen_small=$(gen_row "$ttq_model" "shakespeare-cpu (4 layers, 128 wide, context 64), model from (b)")
 gen_big=$(gen_row "$WORK/gen-big" "shakespeare (6 layers, 384 wide, context 256), 1 training step*")
 
 # ----------------------------------------------------------------------------- report
@@ -175,23 +226,27 @@ REPORT=$REPO/bench/results/text-$DATE$SUFFIX.md
   echo
   echo "tokens/s = tokens trained / summed optimizer-step time (evaluation excluded)."
   echo
-  echo "| implementation | tokens/s | val loss at step $SPEED_STEPS |"
-  echo "| --- | ---: | ---: |"
-  printf '| imagine (C++) | %.0f | %.4f |\n' "$sp_i" "$sv_i"
-  printf '| PyTorch (Python) | %.0f | %.4f |\n' "$sp_p" "$sv_p"
-  echo
-  echo "imagine / PyTorch tokens/s: **${sp_ratio}x**"
+  echo "| precision | imagine tokens/s | PyTorch tokens/s | imagine / PyTorch | imagine val loss | PyTorch val loss |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+  printf '%s' "$speed_rows"
   echo
   echo "### (b) Time to quality: shakespeare-cpu, $TTQ_STEPS steps, eval every $TTQ_EVAL_EVERY steps x $TTQ_EVAL_ITERS batches"
   echo
   echo "Wall = the whole process (start-up, data loading, training and evaluations; imagine also"
   echo "writes a checkpoint at each evaluation). Samples at evaluations are off for imagine."
   echo
-  echo "| implementation | wall s | tokens/s | best val loss (step) |"
-  echo "| --- | ---: | ---: | ---: |"
-  printf '| imagine (C++) | %s | %.0f | %.4f (%s) |\n' "$tw_i" "$tr_i" "$tb_i" "$ts_i"
-  printf '| PyTorch (Python) | %s | %.0f | %.4f (%s) |\n' "$tw_p" "$tr_p" "$tb_p" "$ts_p"
+  echo "| implementation | precision | wall s | tokens/s | best val loss (step) |"
+  echo "| --- | --- | ---: | ---: | ---: |"
+  printf '%s' "$ttq_rows"
   echo
+  if [ -n "$fast_rows" ]; then
+    echo "#### shakespeare-cpu-fast (lr 2e-3 -> 2e-4), bf16, 2000 steps"
+    echo
+    echo "| implementation | precision | wall s | tokens/s | best val loss (step) | first eval <= 1.88 (training-loop time) |"
+    echo "| --- | --- | ---: | ---: | ---: | --- |"
+    printf '%s' "$fast_rows"
+    echo
+  fi
   echo "### (c) Generation: $GEN_TOKENS new tokens, temperature 0.8, seed 1, median of $GEN_REPEATS runs"
   echo
   echo "| model | tokens | KV cache tok/s | no cache tok/s | KV speed-up | same text |"

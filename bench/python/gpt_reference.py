@@ -142,7 +142,7 @@ class GPT(nn.Module):
         return F.linear(x, self.wte.weight)  # (B, T, vocab)
 
     def loss(self, idx, targets):
-        logits = self.forward(idx)
+        logits = self.forward(idx).float()  # float32 loss even under bf16 autocast, as imagine
         return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
 
 
@@ -242,6 +242,8 @@ def main():
     ap.add_argument("--log-every", type=int, default=100)
     ap.add_argument("--threads", type=int, default=0, help="0 = os.cpu_count()")
     ap.add_argument("--seed", type=int, default=1337)
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                    help="bf16 = torch.autocast('cpu', torch.bfloat16) around forward passes, as imagine's")
     ap.add_argument("--data-rng", choices=["imagine", "torch"], default="imagine",
                     help="imagine: the same batches as imagine (port of its RNG); torch: a torch generator")
     args = ap.parse_args()
@@ -281,6 +283,9 @@ def main():
 
     data_gen = make_rng(args.data_rng, args.seed ^ 0x5EEDDA7A)
 
+    def autocast():
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16")
+
     @torch.no_grad()
     def evaluate():
         # Fixed batches per split (same data at every evaluation; training RNG untouched).
@@ -292,7 +297,8 @@ def main():
             total = 0.0
             for _ in range(args.eval_iters):
                 x, y = get_batch(toks, g, args.batch_size, block)
-                total += model.loss(x, y).item()
+                with autocast():
+                    total += model.loss(x, y).item()
             out[name] = total / args.eval_iters
         model.train()
         return out
@@ -312,7 +318,8 @@ def main():
         loss_sum = 0.0
         for _ in range(args.grad_accum):
             x, y = get_batch(train_tokens, data_gen, args.batch_size, args.block_size)
-            loss = model.loss(x, y)
+            with autocast():
+                loss = model.loss(x, y)
             (loss / args.grad_accum).backward()
             loss_sum += loss.item()
         if args.grad_clip > 0:
@@ -331,7 +338,7 @@ def main():
             improved = m["val_loss"] < best_val
             if improved:
                 best_val, best_step = m["val_loss"], done
-            evals.append({"step": done, **m})
+            evals.append({"step": done, "elapsed_s": time.perf_counter() - t_start, **m})
             log(
                 f"step {done}: val_loss {m['val_loss']:.4f} train_loss {m['train_loss']:.4f}"
                 + (" (best)" if improved else "")

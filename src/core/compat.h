@@ -3,6 +3,7 @@
 #pragma once
 #include <torch/torch.h>
 #include <torch/version.h>
+#include <ATen/autocast_mode.h>
 
 #include <cmath>
 #include <limits>
@@ -56,5 +57,46 @@ inline torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, c
   if (training && dropout_p > 0) att = torch::dropout(att, dropout_p, true);
   return torch::bmm(att, v3).view({B, H, tq, D});
 }
+
+// Mixed precision: while alive, matmuls and convolutions run in bfloat16 with float32
+// weights and accumulation-sensitive ops kept in float32 (torch's autocast lists).
+class AutocastBf16 {
+ public:
+  AutocastBf16(torch::Device device, bool enabled) : type_(device.type()), enabled_(enabled) {
+    if (!enabled_) return;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    was_ = at::autocast::is_autocast_enabled(type_);
+    at::autocast::set_autocast_dtype(type_, at::kBFloat16);
+    at::autocast::set_autocast_enabled(type_, true);
+#else
+    if (type_ == torch::kCPU) {
+      was_ = at::autocast::is_cpu_enabled();
+      at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+      at::autocast::set_cpu_enabled(true);
+    } else {
+      was_ = at::autocast::is_enabled();
+      at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+      at::autocast::set_enabled(true);
+    }
+#endif
+  }
+  ~AutocastBf16() {
+    if (!enabled_) return;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    at::autocast::set_autocast_enabled(type_, was_);
+#else
+    if (type_ == torch::kCPU) at::autocast::set_cpu_enabled(was_);
+    else at::autocast::set_enabled(was_);
+#endif
+    at::autocast::clear_cache();
+  }
+  AutocastBf16(const AutocastBf16&) = delete;
+  AutocastBf16& operator=(const AutocastBf16&) = delete;
+
+ private:
+  torch::DeviceType type_;
+  bool enabled_;
+  bool was_ = false;
+};
 
 }  // namespace imagine::compat

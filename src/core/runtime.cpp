@@ -2,6 +2,7 @@
 #include "core/runtime.h"
 
 #include <cstdlib>
+#include <fstream>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -36,6 +37,23 @@ int set_threads(int n) {
   if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   torch::set_num_threads(n);
   return torch::get_num_threads();
+}
+
+static bool cpu_has_fast_bf16() {
+  std::ifstream f("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("flags", 0) != 0) continue;
+    return line.find(" avx512_bf16") != std::string::npos || line.find(" amx_bf16") != std::string::npos;
+  }
+  return false;
+}
+
+std::string resolve_precision(const std::string& name, torch::Device device) {
+  if (name == "fp32" || name == "bf16") return name;
+  if (name != "auto") throw UsageError("invalid precision '" + name + "'", "use auto, fp32 or bf16");
+  if (device.is_cuda()) return "bf16";
+  return cpu_has_fast_bf16() ? "bf16" : "fp32";
 }
 
 void seed_torch(uint64_t seed) { torch::manual_seed(seed); }

@@ -15,6 +15,10 @@ torch::Device resolve_device(const std::string& name);
 // Returns the count in effect.
 int set_threads(int n);
 
+// "auto" resolves to "bf16" where bfloat16 matmuls are fast (CUDA, or a CPU with
+// AVX512-BF16 / AMX), else "fp32". "fp32" and "bf16" are returned as they are.
+std::string resolve_precision(const std::string& name, torch::Device device);
+
 // -1 means "pick a random seed"; the seed actually used is returned so it can be printed
 // and recorded. Seeds torch's CPU (and CUDA) generators.
 uint64_t resolve_seed(int64_t seed);

@@ -79,7 +79,7 @@ torch::Tensor GPTImpl::forward(const torch::Tensor& idx, KVCache* cache) {
 }
 
 torch::Tensor GPTImpl::loss(const torch::Tensor& idx, const torch::Tensor& targets) {
-  auto logits = forward(idx);
+  auto logits = forward(idx).to(torch::kFloat);  // float32 loss even under bf16 autocast
   return torch::nn::functional::cross_entropy(logits.view({-1, logits.size(-1)}), targets.reshape({-1}));
 }
 

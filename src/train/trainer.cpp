@@ -10,6 +10,7 @@
 #include <iomanip>
 #include <sstream>
 
+#include "core/compat.h"
 #include "core/error.h"
 #include "core/files.h"
 #include "core/model_dir.h"
@@ -39,7 +40,8 @@ nlohmann::json TrainRecipe::to_json() const {
           {"eval_every", eval_every},
           {"eval_iters", eval_iters},
           {"log_every", log_every},
-          {"stop_at_loss", stop_at_loss}};
+          {"stop_at_loss", stop_at_loss},
+          {"precision", precision}};
 }
 
 TrainRecipe TrainRecipe::from_json(const nlohmann::json& j) {
@@ -60,6 +62,7 @@ TrainRecipe TrainRecipe::from_json(const nlohmann::json& j) {
   r.eval_iters = j.value("eval_iters", r.eval_iters);
   r.log_every = j.value("log_every", r.log_every);
   r.stop_at_loss = j.value("stop_at_loss", r.stop_at_loss);
+  r.precision = j.value("precision", r.precision);
   return r;
 }
 
@@ -222,6 +225,8 @@ TrainOutcome Trainer::run() {
   TrainOutcome out;
   auto& model = task_.model();
   auto params = model.parameters();
+  const torch::Device device = params.empty() ? torch::Device(torch::kCPU) : params[0].device();
+  const bool bf16 = recipe_.precision == "bf16";
   Progress progress(recipe_.steps, recipe_.log_every, quiet_, "train");
   const auto t_start = std::chrono::steady_clock::now();
   auto since = [](std::chrono::steady_clock::time_point t) {
@@ -233,7 +238,11 @@ TrainOutcome Trainer::run() {
 
   auto evaluate = [&](int64_t at_step) {
     model.eval();
-    auto m = task_.evaluate(recipe_.eval_iters);
+    std::map<std::string, double> m;
+    {
+      compat::AutocastBf16 autocast(device, bf16);
+      m = task_.evaluate(recipe_.eval_iters);
+    }
     std::string sample = task_.eval_sample();
     model.train();
     val_loss = m.at("val_loss");
@@ -259,7 +268,11 @@ TrainOutcome Trainer::run() {
     opt_.zero_grad();
     double loss_sum = 0;
     for (int64_t micro = 0; micro < recipe_.grad_accum; micro++) {
-      auto loss = task_.micro_batch_loss(data_rng_);
+      torch::Tensor loss;
+      {
+        compat::AutocastBf16 autocast(device, bf16);
+        loss = task_.micro_batch_loss(data_rng_);
+      }
       (loss / static_cast<double>(recipe_.grad_accum)).backward();
       loss_sum += loss.item<double>();
     }

@@ -30,6 +30,7 @@ struct TrainRecipe {
   int64_t eval_iters = 20;     // micro-batches per evaluation
   int64_t log_every = 10;      // metrics.jsonl / plain progress line cadence
   double stop_at_loss = 0;     // stop once validation loss <= this; 0 = off
+  std::string precision = "fp32";  // "fp32" or "bf16" (autocast: bf16 matmuls, fp32 weights)
 
   nlohmann::json to_json() const;
   static TrainRecipe from_json(const nlohmann::json& j);
