@@ -246,7 +246,7 @@ TrainOutcome Trainer::run() {
     std::string sample = task_.eval_sample();
     model.train();
     val_loss = m.at("val_loss");
-    nlohmann::json j = {{"step", at_step}, {"event", "eval"}};
+    nlohmann::json j = {{"step", at_step}, {"event", "eval"}, {"elapsed_s", prior_seconds_ + since(t_start)}};
     std::string line = "step " + std::to_string(at_step) + ":";
     for (auto& [k, v] : m) {
       j[k] = v;
