@@ -6,7 +6,7 @@ set -euo pipefail
 BIN=${1:-build/imagine}
 OUT=${DEMO_OUT:-runs/demo}
 DATA=${DEMO_DATA:-/usr/share/games/fortunes}
-STEPS=${DEMO_STEPS:-1500}
+STEPS=${DEMO_STEPS:-2000}
 
 mkdir -p "$OUT"
 MODEL="$OUT/fortunes-gpt"
@@ -14,7 +14,7 @@ MODEL="$OUT/fortunes-gpt"
 rm -rf "$MODEL"
 
 echo "== training a text model on $DATA ($STEPS steps; Ctrl-C saves a checkpoint, resume with --resume)"
-"$BIN" train text --data "$DATA" --out "$MODEL" --preset shakespeare-cpu \
+"$BIN" train text --data "$DATA" --out "$MODEL" --preset shakespeare-cpu-fast --log-every 100 \
   --block-size 128 --batch-size 16 --steps "$STEPS" --decay-steps "$STEPS" --eval-every 250
 
 echo
