@@ -143,11 +143,13 @@ std::string OptionTable::help_text() const {
     if (!s.def.empty() && s.type != OptType::List) os << " [default: " << s.def << "]";
     os << "\n";
   }
+  if (!presets_.empty()) os << "  --preset NAME             start from a named preset (listed below)\n";
+  os << "  --config FILE             read options from a TOML or JSON file (keys = option names)\n";
   os << "  --help                    show this help\n";
   if (!presets_.empty()) {
     os << "\npresets (--preset NAME; flags and --config override them):\n";
     for (auto& p : presets_) {
-      os << "  " << p.name << std::string(p.name.size() < 18 ? 18 - p.name.size() : 1, ' ') << p.help << "\n";
+      os << "  " << p.name << std::string(p.name.size() < 22 ? 22 - p.name.size() : 1, ' ') << p.help << "\n";
     }
   }
   return os.str();
