@@ -63,6 +63,23 @@ std::string parent_directory(const std::string& path) {
   return path.substr(0, slash);
 }
 
+// Calls `consume(bytes, n)` for each chunk read from fd until EOF; read errors become
+// imagine::Error naming `path`.
+template <typename Consume>
+void read_chunks(int fd, const std::string& path, size_t chunk_size, const char* hint, Consume consume) {
+  std::vector<char> chunk(chunk_size);
+  for (;;) {
+    ssize_t n = ::read(fd, chunk.data(), chunk.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      throw Error(str("cannot read ", path, ": ", std::strerror(err)), hint_for_errno(err, hint));
+    }
+    if (n == 0) break;
+    consume(chunk.data(), static_cast<size_t>(n));
+  }
+}
+
 }  // namespace
 
 std::string read_file(const std::string& path) {
@@ -85,18 +102,8 @@ std::string read_file(const std::string& path) {
   std::string out;
   // st_size is only a guess (pipes and /proc report 0), so read until EOF regardless.
   if (S_ISREG(st.st_mode) && st.st_size > 0) out.reserve(static_cast<size_t>(st.st_size));
-  std::vector<char> chunk(1 << 16);
-  for (;;) {
-    ssize_t n = ::read(fd, chunk.data(), chunk.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      throw Error(str("cannot read ", path, ": ", std::strerror(err)),
-                  hint_for_errno(err, "check that the file is readable and the disk is healthy"));
-    }
-    if (n == 0) break;
-    out.append(chunk.data(), static_cast<size_t>(n));
-  }
+  read_chunks(fd, path, 1 << 16, "check that the file is readable and the disk is healthy",
+              [&](const char* p, size_t n) { out.append(p, n); });
   return out;
 }
 
@@ -292,18 +299,8 @@ std::string sha256_file(const std::string& path) {
   FdGuard guard(fd);
   // Streamed so hashing a large dataset file does not need it all in memory.
   Sha256 h;
-  std::vector<char> chunk(1 << 20);
-  for (;;) {
-    ssize_t n = ::read(fd, chunk.data(), chunk.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      throw Error(str("cannot read ", path, ": ", std::strerror(err)),
-                  hint_for_errno(err, "check that the path is a readable file"));
-    }
-    if (n == 0) break;
-    h.update(chunk.data(), static_cast<size_t>(n));
-  }
+  read_chunks(fd, path, 1 << 20, "check that the path is a readable file",
+              [&](const char* p, size_t n) { h.update(p, n); });
   return h.hex_digest();
 }
 

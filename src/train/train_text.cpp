@@ -56,16 +56,18 @@ const OptionTable& text_train_table() {
               {{"n-layer", "2"}, {"n-head", "2"}, {"n-embd", "32"}, {"block-size", "32"}, {"batch-size", "8"},
                {"steps", "100"}, {"lr", "3e-3"}, {"min-lr", "3e-4"}, {"warmup-steps", "10"}, {"eval-every", "50"},
                {"eval-iters", "4"}, {"log-every", "10"}}});
+    const std::map<std::string, std::string> nanogpt_cpu = {
+        {"n-layer", "4"},        {"n-head", "4"},      {"n-embd", "128"},        {"block-size", "64"},
+        {"batch-size", "12"},    {"steps", "2000"},    {"decay-steps", "2000"},  {"lr", "1e-3"},
+        {"min-lr", "1e-4"},      {"beta2", "0.99"},    {"warmup-steps", "100"},  {"dropout", "0"},
+        {"eval-every", "250"},   {"eval-iters", "20"}, {"bias", "false"}};
     t.preset({"shakespeare-cpu", "nanoGPT's CPU benchmark: 4 layers, 4 heads, 128 wide, context 64, batch 12",
-              {{"n-layer", "4"}, {"n-head", "4"}, {"n-embd", "128"}, {"block-size", "64"}, {"batch-size", "12"},
-               {"steps", "2000"}, {"decay-steps", "2000"}, {"lr", "1e-3"}, {"min-lr", "1e-4"}, {"beta2", "0.99"},
-               {"warmup-steps", "100"}, {"dropout", "0"}, {"eval-every", "250"}, {"eval-iters", "20"},
-               {"bias", "false"}}});
-    t.preset({"shakespeare-cpu-fast", "shakespeare-cpu with a 2x learning rate (2e-3 -> 2e-4): reaches 1.84 in 2000 steps",
-              {{"n-layer", "4"}, {"n-head", "4"}, {"n-embd", "128"}, {"block-size", "64"}, {"batch-size", "12"},
-               {"steps", "2000"}, {"decay-steps", "2000"}, {"lr", "2e-3"}, {"min-lr", "2e-4"}, {"beta2", "0.99"},
-               {"warmup-steps", "100"}, {"dropout", "0"}, {"eval-every", "250"}, {"eval-iters", "20"},
-               {"bias", "false"}}});
+              nanogpt_cpu});
+    std::map<std::string, std::string> fast = nanogpt_cpu;
+    fast["lr"] = "2e-3";
+    fast["min-lr"] = "2e-4";
+    t.preset({"shakespeare-cpu-fast",
+              "shakespeare-cpu with a 2x learning rate (2e-3 -> 2e-4): reaches 1.84 in 2000 steps", fast});
     t.preset({"shakespeare", "nanoGPT's GPU benchmark: 6 layers, 6 heads, 384 wide, context 256, batch 64",
               {{"n-layer", "6"}, {"n-head", "6"}, {"n-embd", "384"}, {"block-size", "256"}, {"batch-size", "64"},
                {"steps", "5000"}, {"decay-steps", "5000"}, {"lr", "1e-3"}, {"min-lr", "1e-4"}, {"beta2", "0.99"},

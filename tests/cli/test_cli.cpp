@@ -22,6 +22,8 @@
 
 #include "core/files.h"
 
+#include "../support/temp_dir.h"
+
 extern char** environ;
 namespace fs = std::filesystem;
 
@@ -143,11 +145,8 @@ std::string sha_of(const std::string& path) { return imagine::sha256_hex(slurp(p
 class Cli : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    std::string tmpl = ::testing::TempDir() + "imagine_cli_XXXXXX";
-    std::vector<char> buf(tmpl.begin(), tmpl.end());
-    buf.push_back('\0');
-    ASSERT_NE(::mkdtemp(buf.data()), nullptr);
-    g_tmp = buf.data();
+    g_tmp = imagine::testing::make_temp_dir("imagine_cli_");
+    ASSERT_FALSE(g_tmp.empty());
     corpus_ = make_corpus(g_tmp + "/corpus.txt", 20000);
     model_ = g_tmp + "/model";
     const std::vector<std::string> args = {"train", "text", "--data", corpus_, "--out", model_, "--preset", "tiny",

@@ -12,6 +12,8 @@
 #include "core/error.h"
 #include "core/files.h"
 
+#include "../support/temp_dir.h"
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -20,11 +22,8 @@ namespace {
 class FilesTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = ::testing::TempDir() + "imagine_files_XXXXXX";
-    std::vector<char> buf(tmpl.begin(), tmpl.end());
-    buf.push_back('\0');
-    ASSERT_NE(::mkdtemp(buf.data()), nullptr);
-    dir_ = buf.data();
+    dir_ = imagine::testing::make_temp_dir("imagine_files_");
+    ASSERT_FALSE(dir_.empty());
   }
   void TearDown() override { fs::remove_all(dir_); }
 

@@ -13,6 +13,8 @@
 #include "core/options.h"
 #include "train/train_text.h"
 
+#include "../support/temp_dir.h"
+
 namespace fs = std::filesystem;
 using imagine::OptionTable;
 using imagine::Options;
@@ -67,11 +69,8 @@ bool contains(const std::string& s, const std::string& part) { return s.find(par
 class OptionsConfigTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = ::testing::TempDir() + "imagine_options_XXXXXX";
-    std::vector<char> buf(tmpl.begin(), tmpl.end());
-    buf.push_back('\0');
-    ASSERT_NE(::mkdtemp(buf.data()), nullptr);
-    dir_ = buf.data();
+    dir_ = imagine::testing::make_temp_dir("imagine_options_");
+    ASSERT_FALSE(dir_.empty());
   }
   void TearDown() override { fs::remove_all(dir_); }
   std::string write(const std::string& name, const std::string& text) {

@@ -16,6 +16,8 @@
 #include "core/files.h"
 #include "core/safetensors.h"
 
+#include "../support/temp_dir.h"
+
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 using TensorMap = std::map<std::string, torch::Tensor>;
@@ -188,11 +190,8 @@ TEST(Safetensors, ReadsFilesWrittenByOtherTools) {
 }
 
 TEST(Safetensors, SaveAndLoadFile) {
-  std::string tmpl = ::testing::TempDir() + "imagine_st_XXXXXX";
-  std::vector<char> buf(tmpl.begin(), tmpl.end());
-  buf.push_back('\0');
-  ASSERT_NE(::mkdtemp(buf.data()), nullptr);
-  const std::string dir = buf.data();
+  const std::string dir = imagine::testing::make_temp_dir("imagine_st_");
+  ASSERT_FALSE(dir.empty());
   const std::string path = dir + "/model.safetensors";
 
   TensorMap in = sample_tensors();

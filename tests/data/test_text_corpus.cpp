@@ -14,6 +14,8 @@
 #include "core/files.h"
 #include "data/text_corpus.h"
 
+#include "../support/temp_dir.h"
+
 namespace fs = std::filesystem;
 using imagine::load_text_corpus;
 using imagine::looks_binary;
@@ -24,11 +26,8 @@ namespace {
 class TextCorpusTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = ::testing::TempDir() + "imagine_corpus_XXXXXX";
-    std::vector<char> buf(tmpl.begin(), tmpl.end());
-    buf.push_back('\0');
-    ASSERT_NE(::mkdtemp(buf.data()), nullptr);
-    dir_ = buf.data();
+    dir_ = imagine::testing::make_temp_dir("imagine_corpus_");
+    ASSERT_FALSE(dir_.empty());
   }
   void TearDown() override { fs::remove_all(dir_); }
 

@@ -16,6 +16,8 @@
 #include "core/files.h"
 #include "tokenize/tokenizer.h"
 
+#include "../support/temp_dir.h"
+
 namespace fs = std::filesystem;
 using imagine::Tokenizer;
 
@@ -112,11 +114,8 @@ void expect_round_trips(const Tokenizer& tok, const std::string& sample, int cou
 class TempDir {
  public:
   TempDir() {
-    std::string tmpl = ::testing::TempDir() + "imagine_tok_XXXXXX";
-    std::vector<char> buf(tmpl.begin(), tmpl.end());
-    buf.push_back('\0');
-    if (::mkdtemp(buf.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = buf.data();
+    path_ = imagine::testing::make_temp_dir("imagine_tok_");
+    if (path_.empty()) throw std::runtime_error("mkdtemp failed");
   }
   ~TempDir() { fs::remove_all(path_); }
   const std::string& path() const { return path_; }

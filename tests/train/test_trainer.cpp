@@ -25,6 +25,8 @@
 #include "train/optim.h"
 #include "train/train_text.h"
 
+#include "../support/temp_dir.h"
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -214,11 +216,8 @@ std::string shakespeare_path() { return std::string(IMAGINE_SOURCE_DIR) + "/../s
 class TrainRunTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = ::testing::TempDir() + "imagine_train_XXXXXX";
-    std::vector<char> buf(tmpl.begin(), tmpl.end());
-    buf.push_back('\0');
-    ASSERT_NE(::mkdtemp(buf.data()), nullptr);
-    dir_ = buf.data();
+    dir_ = imagine::testing::make_temp_dir("imagine_train_");
+    ASSERT_FALSE(dir_.empty());
     imagine::clear_interrupt();
   }
   void TearDown() override {
