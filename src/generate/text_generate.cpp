@@ -45,7 +45,7 @@ TextResult generate_text(TextModel& model, const TextRequest& req,
   TextResult res;
   GPT& gpt = model.gpt;
   const int64_t block = gpt->config.block_size;
-  std::vector<int64_t> ctx = model.tokenizer->encode(req.prompt.empty() ? std::string("\n") : req.prompt);
+  std::vector<int64_t> ctx = model.tokenizer->encode(req.prompt.empty() ? model.start_text : req.prompt);
   if (static_cast<int64_t>(ctx.size()) > block) {
     ctx.erase(ctx.begin(), ctx.end() - block);
     res.prompt_cropped = true;

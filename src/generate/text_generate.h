@@ -13,7 +13,7 @@
 namespace imagine {
 
 struct TextRequest {
-  std::string prompt;               // may be empty: generation then starts after a newline
+  std::string prompt;               // may be empty: generation then starts from model.start_text
   int64_t max_tokens = 256;         // new tokens at most
   std::vector<std::string> stop;    // stop before the first occurrence of any of these
   SamplingParams sampling;

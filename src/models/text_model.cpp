@@ -31,6 +31,9 @@ TextModel load_text_model(const std::string& dir, torch::Device device, const st
       which == "best" ? join_path(dir, "model.safetensors") : join_path(join_path(dir, "checkpoint-latest"), "model.safetensors");
   IMAGINE_CHECK(path_exists(weights), "train the model first, or pass the right directory",
                 "missing weights file ", weights);
+  const auto& dataset = m.config.value("dataset", nlohmann::json::object());
+  if (dataset.contains("start_text") && dataset["start_text"].is_string() && !dataset["start_text"].get<std::string>().empty())
+    m.start_text = dataset["start_text"].get<std::string>();
   m.gpt = GPT(arch);
   load_module_weights(*m.gpt, load_safetensors(weights).tensors, weights);
   m.gpt->to(device);

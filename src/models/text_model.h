@@ -19,6 +19,9 @@ struct TextModel {
   std::unique_ptr<Tokenizer> tokenizer;
   torch::Device device = torch::kCPU;
   std::string dir;
+  // Context that generation starts from when the prompt is empty (never printed): the text
+  // that precedes a document in the training data, "%\n" for fortune files, else "\n".
+  std::string start_text = "\n";
 };
 
 // which: "best" (model.safetensors) or "latest" (checkpoint-latest/model.safetensors).

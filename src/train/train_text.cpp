@@ -246,7 +246,12 @@ TextTrainResult train_text(const Options& given, const std::function<void(const 
                      {"documents", f.documents}});
   nlohmann::json skipped = nlohmann::json::array();
   for (auto& s : corpus.skipped) skipped.push_back({{"path", s.path}, {"reason", s.reason}});
+  // Where a new document starts: fortune files put each entry after a "%" line.
+  bool all_fortunes = !corpus.files.empty();
+  for (auto& f : corpus.files) all_fortunes = all_fortunes && f.format == "fortune";
+  model.start_text = all_fortunes ? "%\n" : "\n";
   nlohmann::json dataset = {{"path", o.s("data")},         {"files", files},
+                            {"start_text", model.start_text},
                             {"skipped", skipped},          {"bytes", corpus.text.size()},
                             {"documents", corpus.documents}, {"val_fraction", val_fraction},
                             {"train_bytes", train_text_s.size()}, {"val_bytes", val_text.size()},

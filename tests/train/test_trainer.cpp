@@ -22,6 +22,7 @@
 #include "core/files.h"
 #include "core/safetensors.h"
 #include "core/signals.h"
+#include "models/text_model.h"
 #include "train/optim.h"
 #include "train/train_text.h"
 
@@ -455,6 +456,31 @@ TEST_F(TrainRunTest, TinyModelLearnsWellBelowUnigramEntropy) {
   ASSERT_FALSE(m.evals.empty());
   EXPECT_NEAR(m.evals.rbegin()->second.at("best_val_loss").get<double>(), r.outcome.best_val_loss, 1e-12);
   EXPECT_LT(m.steps.rbegin()->second.at("loss").get<double>(), m.steps.begin()->second.at("loss").get<double>() - 1.0);
+}
+
+}  // namespace
+
+namespace {
+
+// An empty prompt starts where documents start in the training data: after a "%" line for
+// fortune files, after a newline for plain text.
+TEST_F(TrainRunTest, RecordsWhereDocumentsStart) {
+  std::string fortunes;
+  for (int i = 0; i < 400; i++) fortunes += "Fortune number " + std::to_string(i) + " says hello.\n%\n";
+  const std::string fortune_file = dir_ + "/fortunes";
+  std::ofstream(fortune_file, std::ios::binary) << fortunes;
+  const std::string plain_file = dir_ + "/plain.txt";
+  std::string plain;
+  for (int i = 0; i < 400; i++) plain += "Line number " + std::to_string(i) + " has no separators.\n";
+  std::ofstream(plain_file, std::ios::binary) << plain;
+  auto quiet = [](const std::string&) {};
+  for (auto [data, expected] : {std::pair<std::string, std::string>{fortune_file, "%\n"}, {plain_file, "\n"}}) {
+    const std::string out = dir_ + "/model-" + std::to_string(expected.size());
+    train({"--data", data, "--out", out, "--preset", "tiny", "--steps", "2", "--quiet", "--samples=false"}, quiet);
+    imagine::TextModel m = imagine::load_text_model(out, torch::kCPU);
+    EXPECT_EQ(m.start_text, expected) << data;
+    EXPECT_EQ(m.config["dataset"]["start_text"], expected);
+  }
 }
 
 }  // namespace
