@@ -265,9 +265,10 @@ TextTrainResult train_text(const Options& given, const std::function<void(const 
   model.gpt = GPT(arch);
   model.gpt->to(device);
   result.parameters = model.gpt->num_parameters();
+  const std::string precision = resolve_precision(o.s("precision"), device);
   log(str("model: GPT ", arch.n_layer, " layers, ", arch.n_head, " heads, ", arch.n_embd, " wide, context ",
           arch.block_size, ", ", result.parameters, " parameters; device ", device.str(), ", ", threads,
-          " threads, precision ", resolve_precision(o.s("precision"), device), ", seed ", result.seed));
+          " threads, precision ", precision, ", seed ", result.seed));
 
   TrainRecipe recipe;
   recipe.steps = o.i("steps");
@@ -285,7 +286,7 @@ TextTrainResult train_text(const Options& given, const std::function<void(const 
   recipe.eval_iters = o.i("eval-iters");
   recipe.log_every = o.i("log-every");
   recipe.stop_at_loss = o.f("stop-at-loss");
-  recipe.precision = resolve_precision(o.s("precision"), device);
+  recipe.precision = precision;
   IMAGINE_CHECK(recipe.min_lr <= recipe.lr, "pass --min-lr at most --lr", "--min-lr ", recipe.min_lr,
                 " exceeds --lr ", recipe.lr);
 
