@@ -7,3 +7,4 @@ if [ $# -lt 1 ] || [ $# -gt 2 ]; then echo "usage: $0 IMAGINE_BIN [quick]" >&2; 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 bash "$HERE/bench_text.sh" "$@"
+bash "$HERE/bench_image.sh" "$@"

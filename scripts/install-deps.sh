@@ -9,6 +9,7 @@ PACKAGES=(
   libopenblas0-openmp       # without it LibTorch links reference BLAS: ~15x slower training
   libsentencepiece-dev      # BPE tokenizer
   nlohmann-json3-dev        # config.json, safetensors header
+  libpng-dev libjpeg-dev zlib1g-dev  # image decoding / PNG writing, gzip'd IDX
   libgtest-dev googletest   # unit tests
   python3-torch             # PyTorch reference models for bench/
   fortunes                  # default text corpus for the demo

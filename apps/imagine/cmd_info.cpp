@@ -8,6 +8,7 @@
 #include "core/options.h"
 #include "core/runtime.h"
 #include "data/text_corpus.h"
+#include "models/image_model.h"
 #include "models/text_model.h"
 
 namespace imagine::cli {
@@ -43,10 +44,22 @@ static std::string one_model_dir(const Options& o, const char* usage) {
   return o.positional[0];
 }
 
+std::string model_family(const std::string& dir) {
+  try {
+    return read_model_config(dir).value("family", "");
+  } catch (const Error&) {
+    return "";
+  }
+}
+
 int info(const Args& args) {
   Options o = info_table().parse(args);
   if (o.help_requested) return std::fputs(info_table().help_text().c_str(), stdout), 0;
   const std::string dir = one_model_dir(o, "imagine info MODEL_DIR [--json]");
+  if (model_family(dir) == kImageFamily) {
+    print_image_info(dir, o.b("json"));
+    return 0;
+  }
   TextModel m = load_text_model(dir, torch::kCPU);
   const auto& cfg = m.config;
   const nlohmann::json training = cfg.value("training", nlohmann::json::object());
@@ -102,6 +115,8 @@ int info(const Args& args) {
 }
 
 int eval(const Args& args) {
+  // The model's family picks the option table: image models are scored differently.
+  if (!args.empty() && args[0][0] != '-' && model_family(args[0]) == kImageFamily) return eval_image(args);
   Options o = eval_table().parse(args);
   if (o.help_requested) return std::fputs(eval_table().help_text().c_str(), stdout), 0;
   const std::string dir = one_model_dir(o, "imagine eval MODEL_DIR --data PATH [--json]");

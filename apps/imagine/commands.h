@@ -8,10 +8,24 @@ namespace imagine::cli {
 
 using Args = std::vector<std::string>;
 
-int train(const Args& args);     // imagine train text ...
-int generate(const Args& args);  // imagine generate text ...
-int info(const Args& args);      // imagine info MODEL_DIR [--json]
-int eval(const Args& args);      // imagine eval MODEL_DIR --data PATH [--json]
+int train(const Args& args);        // imagine train text|image ...
+int generate(const Args& args);     // imagine generate text|image ...
+int info(const Args& args);         // imagine info MODEL_DIR [--json]
+int eval(const Args& args);         // imagine eval MODEL_DIR --data PATH [--json]
+int vary(const Args& args);         // imagine vary image ...
+int blend(const Args& args);        // imagine blend image ...
+int interpolate(const Args& args);  // imagine interpolate image ...
+int reconstruct(const Args& args);  // imagine reconstruct image ...
+
+// The image halves of generate / eval / info (cmd_image.cpp, cmd_image_eval.cpp).
+int generate_image(const Args& args);  // args start with "image"
+int eval_image(const Args& args);
+void print_image_info(const std::string& dir, bool json);
+// "a.png:0.3,b.png:0.7" -> (path, weight) with weights normalised; UsageError when invalid.
+std::vector<std::pair<std::string, double>> parse_blend_inputs(const std::string& spec);
+
+// The family recorded in MODEL_DIR/config.json ("" when it cannot be read).
+std::string model_family(const std::string& dir);
 
 // Prints a line on stderr unless quiet (shared progress/log output of the verbs).
 void note(bool quiet, const std::string& line);

@@ -17,6 +17,12 @@ const char* kUsage =
     "usage:\n"
     "  imagine train text --data PATH --out MODEL_DIR [--preset NAME] [--config FILE] [--steps N] [--resume] ...\n"
     "  imagine generate text --model MODEL_DIR [--prompt S] [--max-tokens N] [--seed S] ...\n"
+    "  imagine train image --model vae|gan [--data PATH] --out MODEL_DIR [--size N] [--epochs N|--steps N] ...\n"
+    "  imagine generate image --model MODEL_DIR --count N --out grid.png|DIR [--seed S] [--class C] [--truncation T]\n"
+    "  imagine vary image --model MODEL_DIR --input a.png --count N --strength S --out DIR|grid.png\n"
+    "  imagine blend image --model MODEL_DIR --inputs a.png:0.3,b.png:0.7 --out x.png\n"
+    "  imagine interpolate image --model MODEL_DIR --from a.png|seed:N --to b.png|seed:M --steps K --out strip.png\n"
+    "  imagine reconstruct image --model MODEL_DIR --input a.png --out r.png\n"
     "  imagine info MODEL_DIR [--json]\n"
     "  imagine eval MODEL_DIR --data PATH [--json]\n"
     "\n"
@@ -43,7 +49,12 @@ int main(int argc, char** argv) {
     if (verb == "generate") return cli::generate(rest);
     if (verb == "info") return cli::info(rest);
     if (verb == "eval") return cli::eval(rest);
-    throw UsageError("unknown command '" + verb + "'", "commands: train, generate, info, eval (see imagine --help)");
+    if (verb == "vary") return cli::vary(rest);
+    if (verb == "blend") return cli::blend(rest);
+    if (verb == "interpolate") return cli::interpolate(rest);
+    if (verb == "reconstruct") return cli::reconstruct(rest);
+    throw UsageError("unknown command '" + verb + "'",
+                     "commands: train, generate, vary, blend, interpolate, reconstruct, info, eval (see imagine --help)");
   } catch (const UsageError& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     if (!e.hint().empty()) std::fprintf(stderr, "hint: %s\n", e.hint().c_str());

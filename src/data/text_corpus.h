@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "data/skipped.h"
+
 namespace imagine {
 
 struct CorpusFile {
@@ -15,11 +17,6 @@ struct CorpusFile {
   std::string sha256;   // of the file's bytes
   std::string format;   // "text" or "fortune"
   int64_t documents = 0;  // 1 for plain text, number of entries for fortune files
-};
-
-struct SkippedFile {
-  std::string path;
-  std::string reason;   // e.g. "binary (NUL bytes)", "empty", "duplicate of fortunes/art (symlink)"
 };
 
 struct TextCorpus {

@@ -92,7 +92,7 @@ class TextTask : public TrainTask {
   int64_t units_per_micro_batch() const override { return batch_ * m_.gpt->config.block_size; }
   nlohmann::json model_config() const override { return config_; }
 
-  torch::Tensor micro_batch_loss(Rng& rng) override {
+  torch::Tensor micro_batch_loss(Rng& rng, size_t) override {
     auto [x, y] = train_.batch(rng, batch_, m_.gpt->config.block_size);
     return m_.gpt->loss(x, y);
   }
@@ -137,18 +137,6 @@ class TextTask : public TrainTask {
   bool samples_;
 };
 
-std::string summarize_skips(const std::vector<SkippedFile>& skipped) {
-  std::map<std::string, int> by_reason;
-  for (auto& s : skipped) {
-    std::string r = s.reason;
-    if (r.rfind("duplicate of", 0) == 0) r = "duplicate (symlink or hard link)";
-    by_reason[r]++;
-  }
-  std::string out;
-  for (auto& [r, n] : by_reason) out += (out.empty() ? "" : ", ") + std::to_string(n) + " " + r;
-  return out;
-}
-
 }  // namespace
 
 TextTrainResult train_text(const Options& given, const std::function<void(const std::string&)>& log) {
@@ -158,24 +146,10 @@ TextTrainResult train_text(const Options& given, const std::function<void(const 
   Options o = given;
   nlohmann::json previous;
   if (resume) {
-    // The run continues with the options it was started with; flags given now override
-    // the recipe (e.g. more --steps), never the architecture.
+    // The run continues with the options it was started with (see resume_options).
     previous = read_model_config(out);
-    const nlohmann::json recorded = previous.value("training", nlohmann::json::object()).value("options", nlohmann::json::object());
-    for (auto& [k, v] : recorded.items()) {
-      if (k == "resume" || !text_train_table().find(k)) continue;
-      if (!given.given(k)) {
-        o.set_json(k, v, "checkpoint");
-        continue;
-      }
-      Options probe = given;
-      probe.set_json(k, v, "checkpoint");
-      const bool arch = k == "n-layer" || k == "n-head" || k == "n-embd" || k == "block-size" || k == "tokenizer" ||
-                        k == "vocab-size" || k == "bias";
-      IMAGINE_CHECK(!arch || probe.s(k) == given.s(k), "drop the architecture flags when resuming", "--", k, " ",
-                    given.s(k), " differs from the checkpoint's ", probe.s(k),
-                    "; the architecture cannot change when resuming");
-    }
+    o = resume_options(given, previous,
+                       {"n-layer", "n-head", "n-embd", "block-size", "tokenizer", "vocab-size", "bias"});
   } else {
     IMAGINE_CHECK(!path_exists(join_path(out, "config.json")),
                   "pass --resume to continue it, or choose another --out (delete the folder to start over)",
@@ -270,25 +244,8 @@ TextTrainResult train_text(const Options& given, const std::function<void(const 
           arch.block_size, ", ", result.parameters, " parameters; device ", device.str(), ", ", threads,
           " threads, precision ", precision, ", seed ", result.seed));
 
-  TrainRecipe recipe;
-  recipe.steps = o.i("steps");
-  recipe.batch_size = o.i("batch-size");
-  recipe.grad_accum = o.i("grad-accum");
-  recipe.lr = o.f("lr");
-  recipe.min_lr = o.f("min-lr");
-  recipe.warmup_steps = o.i("warmup-steps");
-  recipe.decay_steps = o.i("decay-steps");
-  recipe.adamw.beta1 = o.f("beta1");
-  recipe.adamw.beta2 = o.f("beta2");
-  recipe.adamw.weight_decay = o.f("weight-decay");
-  recipe.grad_clip = o.f("grad-clip");
-  recipe.eval_every = o.i("eval-every");
-  recipe.eval_iters = o.i("eval-iters");
-  recipe.log_every = o.i("log-every");
-  recipe.stop_at_loss = o.f("stop-at-loss");
+  TrainRecipe recipe = recipe_from_options(o);
   recipe.precision = precision;
-  IMAGINE_CHECK(recipe.min_lr <= recipe.lr, "pass --min-lr at most --lr", "--min-lr ", recipe.min_lr,
-                " exceeds --lr ", recipe.lr);
 
   const double val_tpb = static_cast<double>(val_tokens.size()) / static_cast<double>(val_text.size());
   TextTask task(model, TokenDataset(train_tokens, device), TokenDataset(val_tokens, device), recipe.batch_size,

@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -72,10 +73,23 @@ static std::vector<std::pair<std::string, torch::Tensor>> named_params(torch::nn
   return out;
 }
 
+std::vector<OptimizerGroup> TrainTask::optimizer_groups(const AdamWConfig& recipe_adamw) {
+  return {OptimizerGroup{"", named_params(model()), recipe_adamw}};
+}
+
 Trainer::Trainer(TrainTask& task, TrainRecipe recipe, std::string out_dir, uint64_t seed, nlohmann::json run_info,
                  bool quiet)
     : task_(task), recipe_(recipe), out_(std::move(out_dir)), seed_(seed), run_info_(std::move(run_info)),
-      quiet_(quiet), opt_(named_params(task.model()), recipe.adamw), data_rng_(seed ^ 0x5EEDDA7AULL) {}
+      quiet_(quiet), groups_(task.optimizer_groups(recipe.adamw)), data_rng_(seed ^ 0x5EEDDA7AULL) {
+  IMAGINE_CHECK(!groups_.empty(), "", "a training task declared no optimizer groups");
+  for (auto& g : groups_) opts_.emplace_back(g.params, g.adamw);
+}
+
+// Checkpoint names of a group's optimizer state: unprefixed for the only group (so
+// single-network checkpoints keep their layout), "<group>/..." otherwise.
+static std::string state_key(const OptimizerGroup& g, const std::string& key) {
+  return g.name.empty() ? key : g.name + "/" + key;
+}
 
 static torch::Generator cpu_generator() { return at::detail::getDefaultCPUGenerator(); }
 
@@ -103,7 +117,19 @@ void Trainer::resume() {
                       join_path(dir, "model.safetensors"));
   auto ts = load_safetensors(join_path(dir, "trainer_state.safetensors"));
   start_step_ = json_field(st, "step", state_json).get<int64_t>();
-  opt_.load_state(ts.tensors, json_field(st, "optimizer_steps", state_json).get<int64_t>());
+  const nlohmann::json& opt_steps = json_field(st, "optimizer_steps", state_json);
+  for (size_t i = 0; i < groups_.size(); i++) {
+    std::map<std::string, torch::Tensor> mine;
+    const std::string prefix = state_key(groups_[i], "");
+    for (auto& [k, v] : ts.tensors)
+      if (k.rfind(prefix, 0) == 0) mine[k.substr(prefix.size())] = v;
+    int64_t steps = 0;
+    if (opt_steps.is_number_integer() && groups_.size() == 1) steps = opt_steps.get<int64_t>();
+    else if (opt_steps.is_object() && opt_steps.contains(groups_[i].name)) steps = opt_steps[groups_[i].name].get<int64_t>();
+    else throw Error(state_json + " has no optimizer step count for group '" + groups_[i].name + "'",
+                     "the checkpoint is from another model family; start without --resume");
+    opts_[i].load_state(mine, steps);
+  }
   data_rng_.set_state(json_field(st, "data_rng", state_json).get<std::string>());
   auto it = ts.tensors.find("rng.torch_cpu");
   IMAGINE_CHECK(it != ts.tensors.end(), "the checkpoint is damaged", "trainer state lacks the torch RNG state");
@@ -166,7 +192,13 @@ void Trainer::save_latest(int64_t step, double elapsed) {
   const std::string old = join_path(out_, "checkpoint-latest.old");
   fs::remove_all(tmp);
   make_dirs(tmp);
-  std::map<std::string, torch::Tensor> state = opt_.state();
+  std::map<std::string, torch::Tensor> state;
+  nlohmann::json opt_steps = nlohmann::json::object();
+  for (size_t i = 0; i < groups_.size(); i++) {
+    for (auto& [k, v] : opts_[i].state()) state[state_key(groups_[i], k)] = v;
+    opt_steps[groups_[i].name] = opts_[i].steps();
+  }
+  if (groups_.size() == 1) opt_steps = opts_[0].steps();
   {
     auto gen = cpu_generator();
     std::lock_guard<std::mutex> lock(gen.mutex());
@@ -179,7 +211,7 @@ void Trainer::save_latest(int64_t step, double elapsed) {
   nlohmann::json st = {{"format", "imagine.trainer_state"},
                        {"format_version", 1},
                        {"step", step},
-                       {"optimizer_steps", opt_.steps()},
+                       {"optimizer_steps", opt_steps},
                        {"data_rng", data_rng_.state()},
                        {"lr", lr_at(step, recipe_.lr, recipe_.min_lr, recipe_.warmup_steps, recipe_.decay_end())},
                        {"best_val_loss", std::isfinite(best_val_) ? nlohmann::json(best_val_) : nlohmann::json(nullptr)},
@@ -224,7 +256,7 @@ TrainOutcome Trainer::run() {
   make_dirs(out_);
   TrainOutcome out;
   auto& model = task_.model();
-  auto params = model.parameters();
+  const auto params = model.parameters();
   const torch::Device device = params.empty() ? torch::Device(torch::kCPU) : params[0].device();
   const bool bf16 = recipe_.precision == "bf16";
   Progress progress(recipe_.steps, recipe_.log_every, quiet_, "train");
@@ -265,36 +297,54 @@ TrainOutcome Trainer::run() {
   while (step < recipe_.steps) {
     const auto t0 = std::chrono::steady_clock::now();
     const double lr = lr_at(step, recipe_.lr, recipe_.min_lr, recipe_.warmup_steps, recipe_.decay_end());
-    opt_.zero_grad();
-    double loss_sum = 0;
-    for (int64_t micro = 0; micro < recipe_.grad_accum; micro++) {
-      torch::Tensor loss;
-      {
-        compat::AutocastBf16 autocast(device, bf16);
-        loss = task_.micro_batch_loss(data_rng_);
-      }
-      (loss / static_cast<double>(recipe_.grad_accum)).backward();
-      loss_sum += loss.item<double>();
-    }
-    last_loss = loss_sum / recipe_.grad_accum;
-    if (!std::isfinite(last_loss))
-      throw Error(str("training diverged: loss is ", last_loss, " at step ", step + 1),
-                  "lower --lr or raise --warmup-steps; the last good checkpoint is in checkpoint-latest");
+    std::vector<double> group_loss(groups_.size(), 0.0);
     double grad_norm = 0;
-    if (recipe_.grad_clip > 0) grad_norm = torch::nn::utils::clip_grad_norm_(params, recipe_.grad_clip);
-    opt_.step(lr);
+    for (size_t g = 0; g < groups_.size(); g++) {
+      for (int64_t rep = 0; rep < groups_[g].repeats; rep++) {
+        opts_[g].zero_grad();
+        double loss_sum = 0;
+        for (int64_t micro = 0; micro < recipe_.grad_accum; micro++) {
+          torch::Tensor loss;
+          {
+            compat::AutocastBf16 autocast(device, bf16);
+            loss = task_.micro_batch_loss(data_rng_, g);
+          }
+          (loss / static_cast<double>(recipe_.grad_accum)).backward();
+          loss_sum += loss.item<double>();
+        }
+        group_loss[g] = loss_sum / recipe_.grad_accum;
+        if (!std::isfinite(group_loss[g]))
+          throw Error(str("training diverged: ", groups_[g].name.empty() ? "" : groups_[g].name + " ", "loss is ",
+                          group_loss[g], " at step ", step + 1),
+                      "lower --lr or raise --warmup-steps; the last good checkpoint is in checkpoint-latest");
+        if (recipe_.grad_clip > 0) {
+          std::vector<torch::Tensor> ps;
+          for (auto& [name, p] : groups_[g].params) ps.push_back(p);
+          grad_norm = torch::nn::utils::clip_grad_norm_(ps, recipe_.grad_clip);
+        }
+        opts_[g].step(lr * groups_[g].lr_scale);
+      }
+    }
+    last_loss = group_loss.back();
+    task_.after_step(step + 1);
     step++;
     train_seconds += since(t0);
     units += static_cast<double>(task_.units_per_micro_batch() * recipe_.grad_accum);
     const double rate = units / (train_seconds > 0 ? train_seconds : 1e-9);
-    progress.update(step, "loss " + fmt(last_loss) + " " + fmt_rate(rate) + " " + task_.unit() + "/s");
+    std::string losses;
+    for (size_t g = 0; g < groups_.size(); g++)
+      losses += (groups_[g].name.empty() ? "loss" : groups_[g].name) + " " + fmt(group_loss[g]) + " ";
+    progress.update(step, losses + fmt_rate(rate) + " " + task_.unit() + "/s");
     if (step % recipe_.log_every == 0 || step == recipe_.steps) {
-      append_metrics({{"step", step},
-                      {"loss", last_loss},
-                      {"lr", lr},
-                      {"grad_norm", grad_norm},
-                      {task_.unit() + "_per_s", rate},
-                      {"elapsed_s", prior_seconds_ + since(t_start)}});
+      nlohmann::json j = {{"step", step},
+                          {"loss", last_loss},
+                          {"lr", lr},
+                          {task_.unit() + "_per_s", rate},
+                          {"elapsed_s", prior_seconds_ + since(t_start)}};
+      if (recipe_.grad_clip > 0) j["grad_norm"] = grad_norm;
+      if (groups_.size() > 1)
+        for (size_t g = 0; g < groups_.size(); g++) j["loss_" + groups_[g].name] = group_loss[g];
+      append_metrics(j);
     }
     if (on_step) on_step(step, last_loss);
 
@@ -326,6 +376,48 @@ TrainOutcome Trainer::run() {
   out.seconds = since(t_start);
   out.units_per_second = units / (train_seconds > 0 ? train_seconds : 1e-9);
   return out;
+}
+
+Options resume_options(const Options& given, const nlohmann::json& previous, const std::vector<std::string>& arch_keys) {
+  Options o = given;
+  const nlohmann::json recorded =
+      previous.value("training", nlohmann::json::object()).value("options", nlohmann::json::object());
+  for (auto& [k, v] : recorded.items()) {
+    if (k == "resume" || !given.table->find(k)) continue;
+    if (!given.given(k)) {
+      o.set_json(k, v, "checkpoint");
+      continue;
+    }
+    Options probe = given;
+    probe.set_json(k, v, "checkpoint");
+    const bool arch = std::find(arch_keys.begin(), arch_keys.end(), k) != arch_keys.end();
+    IMAGINE_CHECK(!arch || probe.s(k) == given.s(k), "drop the architecture flags when resuming", "--", k, " ",
+                  given.s(k), " differs from the checkpoint's ", probe.s(k),
+                  "; the architecture cannot change when resuming");
+  }
+  return o;
+}
+
+TrainRecipe recipe_from_options(const Options& o) {
+  TrainRecipe r;
+  auto has = [&](const char* k) { return o.table && o.table->find(k) != nullptr; };
+  if (has("steps")) r.steps = o.i("steps");
+  if (has("batch-size")) r.batch_size = o.i("batch-size");
+  if (has("grad-accum")) r.grad_accum = o.i("grad-accum");
+  if (has("lr")) r.lr = o.f("lr");
+  if (has("min-lr")) r.min_lr = o.f("min-lr");
+  if (has("warmup-steps")) r.warmup_steps = o.i("warmup-steps");
+  if (has("decay-steps")) r.decay_steps = o.i("decay-steps");
+  if (has("beta1")) r.adamw.beta1 = o.f("beta1");
+  if (has("beta2")) r.adamw.beta2 = o.f("beta2");
+  if (has("weight-decay")) r.adamw.weight_decay = o.f("weight-decay");
+  if (has("grad-clip")) r.grad_clip = o.f("grad-clip");
+  if (has("eval-every")) r.eval_every = o.i("eval-every");
+  if (has("eval-iters")) r.eval_iters = o.i("eval-iters");
+  if (has("log-every")) r.log_every = o.i("log-every");
+  if (has("stop-at-loss")) r.stop_at_loss = o.f("stop-at-loss");
+  IMAGINE_CHECK(r.min_lr <= r.lr, "pass --min-lr at most --lr", "--min-lr ", r.min_lr, " exceeds --lr ", r.lr);
+  return r;
 }
 
 }  // namespace imagine

@@ -1,7 +1,8 @@
-// The one training loop. A family (text GPT today; VAE, GAN, music later) plugs in a
-// TrainTask: how to compute the loss of one micro-batch and how to evaluate. The loop owns
-// everything else: AdamW, warm-up + cosine schedule, gradient accumulation and clipping,
-// evaluation cadence, best/latest checkpoints, exact resume, Ctrl-C, progress, metrics.jsonl.
+// The one training loop. A family (text GPT, VAE, GAN, music) plugs in a TrainTask: how to
+// compute the loss of one micro-batch and how to evaluate. The loop owns everything else:
+// AdamW, warm-up + cosine schedule, gradient accumulation and clipping, evaluation cadence,
+// best/latest checkpoints, exact resume, Ctrl-C, progress, metrics.jsonl. Families with
+// adversaries (a GAN) declare several optimizer groups, stepped in order each step.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -11,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "core/options.h"
 #include "core/runtime.h"
 #include "train/optim.h"
 
@@ -37,13 +39,27 @@ struct TrainRecipe {
   int64_t decay_end() const { return decay_steps > 0 ? decay_steps : steps; }
 };
 
+// Parameters stepped by one optimizer. Single-network families have one unnamed group; a
+// GAN has "d" (the discriminator, stepped first) and "g" (the generator).
+struct OptimizerGroup {
+  std::string name;  // "" for the only group; prefixes the group's checkpoint state and logs
+  std::vector<std::pair<std::string, torch::Tensor>> params;
+  AdamWConfig adamw;
+  double lr_scale = 1.0;  // times the schedule's learning rate
+  int64_t repeats = 1;    // optimizer steps of this group per training step (WGAN critic steps)
+};
+
 class TrainTask {
  public:
   virtual ~TrainTask() = default;
   virtual torch::nn::Module& model() = 0;
-  // Forward pass on one micro-batch drawn with `rng`; returns the mean loss (the trainer
-  // calls backward on it).
-  virtual torch::Tensor micro_batch_loss(Rng& rng) = 0;
+  // Default: one group holding every parameter of model(), with the recipe's AdamW settings.
+  virtual std::vector<OptimizerGroup> optimizer_groups(const AdamWConfig& recipe_adamw);
+  // Forward pass on one micro-batch drawn with `rng` for optimizer group `group`; returns the
+  // mean loss (the trainer calls backward on it and steps that group's optimizer).
+  virtual torch::Tensor micro_batch_loss(Rng& rng, size_t group) = 0;
+  // After every training step (all groups stepped): EMA updates, periodic sample grids.
+  virtual void after_step(int64_t step) {}
   virtual int64_t units_per_micro_batch() const = 0;  // tokens (or images): for throughput
   virtual std::string unit() const { return "tok"; }
   // Validation metrics over `iters` micro-batches; must contain "val_loss". Deterministic.
@@ -88,12 +104,23 @@ class Trainer {
   uint64_t seed_;
   nlohmann::json run_info_;
   bool quiet_;
-  AdamW opt_;
+  std::vector<OptimizerGroup> groups_;
+  std::vector<AdamW> opts_;  // one per group
   Rng data_rng_;
   int64_t start_step_ = 0;
   double best_val_ = std::numeric_limits<double>::infinity();
   int64_t best_step_ = 0;
   double prior_seconds_ = 0;  // training time before a resume
 };
+
+// Options of a resumed run: the options recorded in `previous` (config.json) fill in what
+// was not given now; flags given now override the recipe (e.g. more --steps), never the
+// architecture (`arch_keys`: an error if they differ).
+Options resume_options(const Options& given, const nlohmann::json& previous, const std::vector<std::string>& arch_keys);
+
+// The recipe from the options every training table shares (steps, batch-size, grad-accum,
+// lr, min-lr, warmup-steps, decay-steps, beta1, beta2, weight-decay, grad-clip, eval-every,
+// eval-iters, log-every, stop-at-loss); keys a table lacks keep the recipe defaults.
+TrainRecipe recipe_from_options(const Options& o);
 
 }  // namespace imagine
