@@ -12,9 +12,9 @@ Each step, as imagine's trainer: the discriminator first (non-saturating loss on
 batch and on G(z) computed without gradients, two separate D passes), then the generator
 with fresh z (D's parameters do not require gradients meanwhile), each with its own Adam
 (lr 2e-4, betas (0.5, 0.999), eps 1e-8, no weight decay), then the generator's exponential
-moving average: decay min(0.999, (1 + step) / (10 + step)), buffers copied. imagine also
-draws (and ignores) an image batch for the generator step; so does this, for the same
-cost and the same data stream.
+moving average: decay min(0.999, (1 + step) / (10 + step)), buffers copied. imagine draws
+the generator step's batch indices (it needs their labels only in conditional models) but
+gathers no images for it; so does this, so the data stream stays the same.
 
 Modules are built and initialised in imagine's order from torch's generator seeded with
 --seed (the EMA copy is built after the initialisation, as in imagine, so it consumes the
@@ -138,7 +138,6 @@ def main():
         opt_d.step()
         # Generator
         opt_g.zero_grad()
-        common.images_to_float(images.index_select(0, batches[2 * i + 1]))  # drawn and unused, as imagine
         for p in d_params:
             p.requires_grad_(False)
         with common.autocast(args):

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "models/vae.h"
+#include "nn/upconv.h"
 
 namespace imagine {
 
@@ -44,16 +45,14 @@ GeneratorImpl::GeneratorImpl(const ImageArch& a) : arch(a) {
   const int64_t n = arch.stages();
   net = torch::nn::Sequential();
   const int64_t top = arch.stage_channels(n - 1);
-  net->push_back(torch::nn::ConvTranspose2d(
-      torch::nn::ConvTranspose2dOptions(arch.latent_dim + arch.classes, top, arch.base()).bias(false)));
+  net->push_back(nn::UpConv2d(arch.latent_dim + arch.classes, top, arch.base(), 1, 0, false));
   net->push_back(torch::nn::BatchNorm2d(top));
   net->push_back(torch::nn::ReLU());
   for (int64_t i = n - 1; i >= 0; i--) {
     const int64_t cin = arch.stage_channels(i);
     const bool last = i == 0;
     const int64_t cout = last ? arch.channels : arch.stage_channels(i - 1);
-    net->push_back(
-        torch::nn::ConvTranspose2d(torch::nn::ConvTranspose2dOptions(cin, cout, 4).stride(2).padding(1).bias(last)));
+    net->push_back(nn::UpConv2d(cin, cout, 4, 2, 1, last));
     if (last) {
       net->push_back(torch::nn::Tanh());
     } else {

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "nn/upconv.h"
 
 namespace imagine {
 
@@ -46,7 +47,7 @@ VAEImpl::VAEImpl(const ImageArch& a) : arch(a) {
   for (int64_t i = n - 1; i >= 0; i--) {
     const int64_t cin = arch.stage_channels(i);
     const int64_t cout = i == 0 ? arch.channels : arch.stage_channels(i - 1);
-    decoder->push_back(torch::nn::ConvTranspose2d(torch::nn::ConvTranspose2dOptions(cin, cout, 4).stride(2).padding(1)));
+    decoder->push_back(nn::UpConv2d(cin, cout, 4, 2, 1, true));
     if (i > 0) decoder->push_back(torch::nn::ReLU());
   }
   register_module("decoder", decoder);
