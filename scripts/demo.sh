@@ -1,30 +1,69 @@
 #!/usr/bin/env bash
-# `make demo`: the main job on bundled data. Trains a small GPT on the fortunes corpus
-# (Debian's `fortunes` package, ~2.5 MB of quips) for a few minutes on 2 cores, then prints
-# generated fortunes and where the model and outputs are.
+# `make demo`: the main jobs on bundled data, a few minutes each on 2 cores:
+#   1. a small GPT on the fortunes corpus (Debian's `fortunes`, ~2.5 MB of quips) -> fortunes;
+#   2. a VAE and a DCGAN on Fashion-MNIST (Debian's `dataset-fashion-mnist`) -> sample grids,
+#      an interpolation strip and variations of a test image.
+# DEMO_ONLY=text|images runs one part.
 set -euo pipefail
 BIN=${1:-build/imagine}
 OUT=${DEMO_OUT:-runs/demo}
 DATA=${DEMO_DATA:-/usr/share/games/fortunes}
 STEPS=${DEMO_STEPS:-2000}
+IMAGE_STEPS=${DEMO_IMAGE_STEPS:-5000}
+ONLY=${DEMO_ONLY:-}
 
 mkdir -p "$OUT"
-MODEL="$OUT/fortunes-gpt"
-# The demo owns this folder: start it afresh each time (imagine itself never overwrites a model).
-rm -rf "$MODEL"
 
-echo "== training a text model on $DATA ($STEPS steps; Ctrl-C saves a checkpoint, resume with --resume)"
-"$BIN" train text --data "$DATA" --out "$MODEL" --preset shakespeare-cpu-fast --log-every 100 \
-  --block-size 128 --batch-size 16 --steps "$STEPS" --decay-steps "$STEPS" --eval-every 250
+if [ "$ONLY" != images ]; then
+  MODEL="$OUT/fortunes-gpt"
+  # The demo owns this folder: start it afresh each time (imagine itself never overwrites a model).
+  rm -rf "$MODEL"
 
-echo
-echo "== three generated fortunes (seeds 1-3)"
-"$BIN" generate text --model "$MODEL" --count 3 --seed 1 --max-tokens 300 --stop '\n%' \
-  --out "$OUT/fortunes.txt" --quiet
-echo
-echo "== model summary"
-"$BIN" info "$MODEL"
-echo
-echo "model directory:   $MODEL   (config.json, model.safetensors, metrics.jsonl, checkpoint-latest/)"
-echo "generated samples: $OUT/fortunes.txt"
-echo "try:               $BIN generate text --model $MODEL --prompt 'You will' --temperature 0.7"
+  echo "== training a text model on $DATA ($STEPS steps; Ctrl-C saves a checkpoint, resume with --resume)"
+  "$BIN" train text --data "$DATA" --out "$MODEL" --preset shakespeare-cpu-fast --log-every 100 \
+    --block-size 128 --batch-size 16 --steps "$STEPS" --decay-steps "$STEPS" --eval-every 250
+
+  echo
+  echo "== three generated fortunes (seeds 1-3)"
+  "$BIN" generate text --model "$MODEL" --count 3 --seed 1 --max-tokens 300 --stop '\n%' \
+    --out "$OUT/fortunes.txt" --quiet
+  echo
+  echo "== model summary"
+  "$BIN" info "$MODEL"
+  echo
+  echo "model directory:   $MODEL   (config.json, model.safetensors, metrics.jsonl, checkpoint-latest/)"
+  echo "generated samples: $OUT/fortunes.txt"
+  echo "try:               $BIN generate text --model $MODEL --prompt 'You will' --temperature 0.7"
+fi
+
+if [ "$ONLY" != text ]; then
+  IMG="$OUT/images"
+  VAE="$IMG/fashion-vae"
+  GAN="$IMG/fashion-gan"
+  rm -rf "$IMG"
+  mkdir -p "$IMG"
+  echo
+  echo "== training a VAE on Fashion-MNIST ($IMAGE_STEPS steps; sample grids go to $VAE/samples/)"
+  "$BIN" train image --model vae --out "$VAE" --preset fashion-cpu --steps "$IMAGE_STEPS"
+  echo
+  echo "== training a DCGAN on Fashion-MNIST ($IMAGE_STEPS steps)"
+  "$BIN" train image --model gan --out "$GAN" --preset fashion-cpu --steps "$IMAGE_STEPS"
+  echo
+  echo "== outputs"
+  "$BIN" generate image --model "$GAN" --count 64 --seed 1 --out "$IMG/gan-samples.png" --quiet
+  "$BIN" generate image --model "$VAE" --count 64 --seed 1 --out "$IMG/vae-samples.png" --quiet
+  "$BIN" interpolate image --model "$GAN" --from seed:3 --to seed:11 --steps 10 --out "$IMG/gan-interpolation.png" --quiet
+  "$BIN" export image --out "$IMG/test-images" --count 3 --quiet > /dev/null
+  "$BIN" vary image --model "$VAE" --input "$IMG/test-images/test-0-Ankle_boot.png" --count 14 --strength 0.6 \
+    --seed 1 --out "$IMG/vae-variations.png" --quiet
+  "$BIN" interpolate image --model "$VAE" --from "$IMG/test-images/test-0-Ankle_boot.png" \
+    --to "$IMG/test-images/test-1-Pullover.png" --steps 10 --out "$IMG/vae-boot-to-pullover.png" --quiet
+  echo
+  echo "== sample quality (FID-style, own Fashion-MNIST classifier's features; lower is better)"
+  "$BIN" eval "$GAN" --samples 2000 --no-nearest --quiet
+  "$BIN" eval "$VAE" --samples 2000 --no-nearest --iw-k 50 --iw-images 500 --quiet
+  echo
+  echo "image models:      $VAE  $GAN"
+  echo "images:            $IMG/*.png  (variations: first tile = the test image, second = its reconstruction)"
+  echo "try:               $BIN generate image --model $GAN --count 16 --out grid.png --truncation 0.8"
+fi

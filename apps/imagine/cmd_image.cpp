@@ -1,6 +1,7 @@
 // The image verbs: `imagine generate|vary|blend|interpolate|reconstruct image`, and the
 // image side of `imagine eval` / `imagine info`. Every PNG written carries its seed(s) and
 // model in tEXt chunks.
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -31,6 +32,12 @@ OptionTable& common(OptionTable& t) {
       .integer("threads", 0, 0, 1024, "CPU threads (0 = all cores)")
       .flag("quiet", false, "no progress lines on stderr");
   return t;
+}
+
+// Verbs that take input images also search a GAN's latent space for them.
+OptionTable& encoding(OptionTable& t) {
+  t.integer("search-steps", 300, 1, 100000, "gan: optimisation steps to find an input image's latent");
+  return common(t);
 }
 
 bool ends_with_png(const std::string& p) {
@@ -169,9 +176,8 @@ const OptionTable& vary_table() {
     t.text("input", "", "PNG or JPEG to vary (resized like the training data)", "FILE")
         .integer("count", 8, 1, 10000, "variations")
         .real("strength", 0.5, 0.0, 1.0, "0 = the input's latent, 1 = an unrelated sample")
-        .text("out", "", "grid PNG (input, reconstruction, variations) or a folder of single files", "PATH")
-        .integer("search-steps", 300, 1, 100000, "gan: optimisation steps to find the input's latent");
-    return common(t);
+        .text("out", "", "grid PNG (input, reconstruction, variations) or a folder of single files", "PATH");
+    return encoding(t);
   }();
   return table;
 }
@@ -221,9 +227,8 @@ const OptionTable& blend_table() {
     OptionTable t("imagine blend image --model MODEL_DIR --inputs a.png:0.3,b.png:0.7[,...] --out x.png",
                   "Blend images in latent space: the weighted mean of their latents, decoded.");
     t.text("inputs", "", "comma-separated FILE[:WEIGHT] (weights > 0, normalised to sum 1; default 1)", "LIST")
-        .text("out", "", "PNG to write", "FILE")
-        .integer("search-steps", 300, 1, 100000, "gan: optimisation steps to find each input's latent");
-    return common(t);
+        .text("out", "", "PNG to write", "FILE");
+    return encoding(t);
   }();
   return table;
 }
@@ -295,9 +300,8 @@ const OptionTable& interpolate_table() {
     t.text("from", "", "start: an image file or seed:N", "A")
         .text("to", "", "end: an image file or seed:N", "B")
         .integer("steps", 8, 2, 10000, "frames including both endpoints")
-        .text("out", "", "strip PNG; the frames are written next to it in <name>-frames/", "FILE")
-        .integer("search-steps", 300, 1, 100000, "gan: optimisation steps to find an image's latent");
-    return common(t);
+        .text("out", "", "strip PNG; the frames are written next to it in <name>-frames/", "FILE");
+    return encoding(t);
   }();
   return table;
 }
@@ -349,9 +353,8 @@ const OptionTable& reconstruct_table() {
     OptionTable t("imagine reconstruct image --model MODEL_DIR --input a.png --out r.png",
                   "Encode and decode an image (VAE; a GAN searches for the latent) and report the error.");
     t.text("input", "", "PNG or JPEG", "FILE")
-        .text("out", "", "PNG to write", "FILE")
-        .integer("search-steps", 300, 1, 100000, "gan: optimisation steps to find the latent");
-    return common(t);
+        .text("out", "", "PNG to write", "FILE");
+    return encoding(t);
   }();
   return table;
 }
@@ -366,6 +369,53 @@ int reconstruct_image(const Options& o) {
   auto r = l.model.decode(enc.z, y);
   write_png(o.s("out"), to_image(o, r[0]), provenance(l, "reconstruct", str("input ", o.s("input"), ", mse ", enc.mse)));
   std::printf("wrote %s: mse %.6f, psnr %.2f dB\n", o.s("out").c_str(), enc.mse, enc.psnr);
+  return 0;
+}
+
+// ---- export ----
+const OptionTable& export_table() {
+  static const OptionTable table = [] {
+    OptionTable t("imagine export image [--data PATH] --out DIR [--split train|test] [--count N] [--first I]",
+                  "Write dataset images as PNG files, prepared exactly as training sees them (size, channels), "
+                  "named <split>-<index>-<class>.png.");
+    t.text("data", kDefaultImageData, "IDX folder/file or a folder of PNG/JPEG images", "PATH")
+        .text("out", "", "folder to write", "DIR")
+        .choice("split", "test", {"train", "test"}, "which part of the data")
+        .integer("first", 0, 0, 1e9, "index of the first image")
+        .integer("count", 16, 1, 1e7, "images to write")
+        .integer("size", 0, 0, 128, "28, 32, 64 or 128 (0 = the data's default)")
+        .integer("channels", 0, 0, 3, "1 or 3 (0 = the data's default)")
+        .flag("quiet", false, "no progress lines on stderr");
+    return t;
+  }();
+  return table;
+}
+
+int export_images(const Options& o) {
+  if (o.s("out").empty()) throw UsageError("missing --out", "pass --out DIR");
+  ImageDataOptions dopt;
+  dopt.size = o.i("size");
+  dopt.channels = o.i("channels");
+  const ImageData data = load_image_data(o.s("data"), dopt);
+  const ImageSet& set = o.s("split") == "train" ? data.train : data.test;
+  const int64_t first = o.i("first");
+  if (first >= set.size())
+    throw UsageError(str("--first ", first, " is beyond the ", set.size(), " ", o.s("split"), " images"),
+                     str("use --first below ", set.size()));
+  const int64_t end = std::min(set.size(), first + o.i("count"));
+  make_dirs(o.s("out"));
+  for (int64_t i = first; i < end; i++) {
+    std::string label;
+    if (set.labels.defined()) {
+      label = data.classes.at(set.labels[i].item<int64_t>());
+      for (auto& c : label)
+        if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+    }
+    const std::string path = join_path(o.s("out"), str(o.s("split"), "-", i, label.empty() ? "" : "-" + label, ".png"));
+    write_png(path, tensor_to_image(images_to_float(set.images[i])),
+              {{"Software", "imagine"}, {"imagine:source", str(o.s("data"), " ", o.s("split"), " #", i)}});
+    std::printf("%s\n", path.c_str());
+  }
   return 0;
 }
 
@@ -396,5 +446,6 @@ int vary(const Args& args) { return run_verb("vary", args, vary_table(), vary_im
 int blend(const Args& args) { return run_verb("blend", args, blend_table(), blend_image); }
 int interpolate(const Args& args) { return run_verb("interpolate", args, interpolate_table(), interpolate_image); }
 int reconstruct(const Args& args) { return run_verb("reconstruct", args, reconstruct_table(), reconstruct_image); }
+int export_data(const Args& args) { return run_verb("export", args, export_table(), export_images); }
 
 }  // namespace imagine::cli

@@ -23,6 +23,7 @@ const char* kUsage =
     "  imagine blend image --model MODEL_DIR --inputs a.png:0.3,b.png:0.7 --out x.png\n"
     "  imagine interpolate image --model MODEL_DIR --from a.png|seed:N --to b.png|seed:M --steps K --out strip.png\n"
     "  imagine reconstruct image --model MODEL_DIR --input a.png --out r.png\n"
+    "  imagine export image [--data PATH] --out DIR [--split test] [--count N]   (dataset images as PNG)\n"
     "  imagine info MODEL_DIR [--json]\n"
     "  imagine eval MODEL_DIR --data PATH [--json]\n"
     "\n"
@@ -53,8 +54,9 @@ int main(int argc, char** argv) {
     if (verb == "blend") return cli::blend(rest);
     if (verb == "interpolate") return cli::interpolate(rest);
     if (verb == "reconstruct") return cli::reconstruct(rest);
+    if (verb == "export") return cli::export_data(rest);
     throw UsageError("unknown command '" + verb + "'",
-                     "commands: train, generate, vary, blend, interpolate, reconstruct, info, eval (see imagine --help)");
+                     "commands: train, generate, vary, blend, interpolate, reconstruct, export, info, eval (see imagine --help)");
   } catch (const UsageError& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     if (!e.hint().empty()) std::fprintf(stderr, "hint: %s\n", e.hint().c_str());

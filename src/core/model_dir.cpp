@@ -52,6 +52,14 @@ void write_model_config(const std::string& dir, const nlohmann::json& config) {
   write_file_atomic(join_path(dir, "config.json"), config.dump(2) + "\n");
 }
 
+std::string weights_file(const std::string& dir, const std::string& which) {
+  IMAGINE_CHECK(which == "best" || which == "latest", "use best or latest", "unknown checkpoint '", which, "'");
+  const std::string path = which == "best" ? join_path(dir, "model.safetensors")
+                                           : join_path(join_path(dir, "checkpoint-latest"), "model.safetensors");
+  IMAGINE_CHECK(path_exists(path), "train the model first, or pass the right directory", "missing weights file ", path);
+  return path;
+}
+
 const nlohmann::json& json_field(const nlohmann::json& j, const std::string& key, const std::string& what) {
   IMAGINE_CHECK(j.is_object() && j.contains(key), "the file is damaged or from another tool", what,
                 " lacks the field '", key, "'");

@@ -24,6 +24,10 @@ bool path_exists(const std::string& path);
 nlohmann::json read_model_config(const std::string& model_dir);
 void write_model_config(const std::string& model_dir, const nlohmann::json& config);
 
+// The weights file of a model directory: which = "best" (model.safetensors) or "latest"
+// (checkpoint-latest/model.safetensors). Throws imagine::Error when it does not exist.
+std::string weights_file(const std::string& model_dir, const std::string& which);
+
 // JSON helpers that turn a missing or mistyped field into imagine::Error.
 const nlohmann::json& json_field(const nlohmann::json& j, const std::string& key, const std::string& what);
 

@@ -30,11 +30,7 @@ ImageModel load_image_model(const std::string& dir, torch::Device device, const 
   m.arch = ImageArch::from_json(json_field(m.config, "architecture", dir + "/config.json"));
   if (m.config.contains("classes") && m.config["classes"].is_array())
     for (auto& c : m.config["classes"]) m.classes.push_back(c.get<std::string>());
-  IMAGINE_CHECK(which == "best" || which == "latest", "use best or latest", "unknown checkpoint '", which, "'");
-  const std::string weights = which == "best" ? join_path(dir, "model.safetensors")
-                                              : join_path(join_path(dir, "checkpoint-latest"), "model.safetensors");
-  IMAGINE_CHECK(path_exists(weights), "train the model first, or pass the right directory", "missing weights file ",
-                weights);
+  const std::string weights = weights_file(dir, which);
   const auto tensors = load_safetensors(weights).tensors;
   if (m.arch.family == "vae") {
     m.vae = VAE(m.arch);

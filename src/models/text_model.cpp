@@ -26,11 +26,7 @@ TextModel load_text_model(const std::string& dir, torch::Device device, const st
   m.tokenizer = load_tokenizer(json_field(m.config, "tokenizer", dir + "/config.json"), dir);
   IMAGINE_CHECK(m.tokenizer->vocab_size() == arch.vocab_size, "the model directory is damaged",
                 "tokenizer has ", m.tokenizer->vocab_size(), " tokens but the model expects ", arch.vocab_size);
-  IMAGINE_CHECK(which == "best" || which == "latest", "use best or latest", "unknown checkpoint '", which, "'");
-  const std::string weights =
-      which == "best" ? join_path(dir, "model.safetensors") : join_path(join_path(dir, "checkpoint-latest"), "model.safetensors");
-  IMAGINE_CHECK(path_exists(weights), "train the model first, or pass the right directory",
-                "missing weights file ", weights);
+  const std::string weights = weights_file(dir, which);
   const auto& dataset = m.config.value("dataset", nlohmann::json::object());
   if (dataset.contains("start_text") && dataset["start_text"].is_string() && !dataset["start_text"].get<std::string>().empty())
     m.start_text = dataset["start_text"].get<std::string>();

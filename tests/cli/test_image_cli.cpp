@@ -266,6 +266,18 @@ TEST_F(ImageCli, ConditionalModelsGenerateTheRequestedClass) {
   expect_clean_failure(verb("generate", vae_, {"--class", "Sneaker", "--out", g_tmp + "/x.png"}), 2);
 }
 
+TEST_F(ImageCli, ExportWritesDatasetImagesAsTrainingSeesThem) {
+  const std::string dir = g_tmp + "/export";
+  auto r = ok({"export", "image", "--out", dir, "--count", "2", "--size", "32", "--channels", "3"});
+  EXPECT_NE(r.out.find("test-0-Ankle_boot.png"), std::string::npos) << r.out;
+  auto img = imagine::read_image(dir + "/test-1-Pullover.png");
+  EXPECT_EQ(img.width, 32);
+  EXPECT_EQ(img.channels, 3);
+  // Inputs are prepared like the training data: a 32 px RGB file feeds the 28 px grey model.
+  ok(verb("reconstruct", vae_, {"--input", dir + "/test-0-Ankle_boot.png", "--out", g_tmp + "/boot.png"}));
+  expect_clean_failure({"export", "image", "--out", dir, "--first", "99999"}, 2);
+}
+
 TEST_F(ImageCli, BadTrainingInputFailsCleanly) {
   expect_clean_failure(train_args("vae", g_tmp + "/m1", {"--data", g_tmp + "/does-not-exist"}), 1);
   expect_clean_failure(train_args("vae", g_tmp + "/m2", {"--size", "30"}), 1);
