@@ -167,11 +167,11 @@ if [ "$QUALITY" != 0 ]; then
     # The floor depends only on the data and the feature network, not on the model.
     [ -n "$floor_row" ] || floor_row=$(printf '| real training images (floor) | - | - | - | %s | %s | - | - | - | - |' \
       "$(fmt '%.2f' "$(jget "$f" fid_floor)")" "$(fmt '%.4f' "$(jget "$f" kid_floor)")")
-    q_samples=$(jget "$f" samples)
-    q_real=$(jget "$f" real_images)
-    q_iw_k=$(jget "$f" iw_k)
-    q_iw_images=$(jget "$f" iw_images)
-    [ -z "$q_iw_k" ] || { iw_k=$q_iw_k; iw_images=$q_iw_images; }
+    q_samples=$(fmt '%.0f' "$(jget "$f" samples)")
+    q_real=$(fmt '%.0f' "$(jget "$f" real_images)")
+    q_iw_k=$(fmt '%.0f' "$(jget "$f" iw_k)")
+    q_iw_images=$(fmt '%.0f' "$(jget "$f" iw_images)")
+    [ "$q_iw_k" = "-" ] || { iw_k=$q_iw_k; iw_images=$q_iw_images; }
   done
 fi
 
@@ -211,7 +211,7 @@ REPORT=$REPO/bench/results/image-$DATE$SUFFIX.md
     echo "### (b) Quality: imagine, --preset fashion-cpu${Q_FLAGS[*]:+ ${Q_FLAGS[*]}}, imagine eval ${E_FLAGS[*]}"
     echo
     echo "Training wall = the whole process (start-up, data, training, an evaluation of 1000 samples and"
-    echo "a checkpoint every 500 steps, sample grids). Scores: $q_samples samples against $q_real held-out"
+    echo "a checkpoint every 1000 steps (the preset's), sample grids). Scores: $q_samples samples against $q_real held-out"
     echo "images in the feature space of imagine's own Fashion-MNIST classifier (lower FID/KID is better);"
     echo "the gan samples from its EMA generator. The floor scores real training images in place of"
     echo "samples: the best a model can reach with this feature network."

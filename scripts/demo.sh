@@ -50,14 +50,14 @@ if [ "$ONLY" != text ]; then
   "$BIN" train image --model gan --out "$GAN" --preset fashion-cpu --steps "$IMAGE_STEPS"
   echo
   echo "== outputs"
-  "$BIN" generate image --model "$GAN" --count 64 --seed 1 --out "$IMG/gan-samples.png" --quiet
-  "$BIN" generate image --model "$VAE" --count 64 --seed 1 --out "$IMG/vae-samples.png" --quiet
-  "$BIN" interpolate image --model "$GAN" --from seed:3 --to seed:11 --steps 10 --out "$IMG/gan-interpolation.png" --quiet
+  "$BIN" generate image --model "$GAN" --count 64 --seed 1 --out "$IMG/gan-samples.png" --upscale 2 --quiet
+  "$BIN" generate image --model "$VAE" --count 64 --seed 1 --out "$IMG/vae-samples.png" --upscale 2 --quiet
+  "$BIN" interpolate image --model "$GAN" --from seed:3 --to seed:11 --steps 10 --out "$IMG/gan-interpolation.png" --upscale 3 --quiet
   "$BIN" export image --out "$IMG/test-images" --count 3 --quiet > /dev/null
   "$BIN" vary image --model "$VAE" --input "$IMG/test-images/test-0-Ankle_boot.png" --count 14 --strength 0.6 \
-    --seed 1 --out "$IMG/vae-variations.png" --quiet
+    --seed 1 --out "$IMG/vae-variations.png" --upscale 3 --quiet
   "$BIN" interpolate image --model "$VAE" --from "$IMG/test-images/test-0-Ankle_boot.png" \
-    --to "$IMG/test-images/test-1-Pullover.png" --steps 10 --out "$IMG/vae-boot-to-pullover.png" --quiet
+    --to "$IMG/test-images/test-1-Pullover.png" --steps 10 --out "$IMG/vae-boot-to-pullover.png" --upscale 3 --quiet
   echo
   echo "== sample quality (FID-style, own Fashion-MNIST classifier's features; lower is better)"
   "$BIN" eval "$GAN" --samples 2000 --no-nearest --quiet

@@ -291,9 +291,6 @@ ImageTrainResult train_image(const Options& given, const std::function<void(cons
   // Feature space for FID / KID (cached per dataset)
   const std::string cache = feature_cache_dir(o.s("feature-cache"));
   FeatureSpace fs = prepare_feature_space(data, cache, log);
-  log(fs.info.trained ? str("features: classifier ", fs.info.path, " (held-out accuracy ",
-                            std::round(fs.info.test_accuracy * 1000) / 10, "%)")
-                      : str("features: no labels, a fixed random network (", fs.info.path, ")"));
 
   // Model
   torch::manual_seed(result.seed);
