@@ -122,4 +122,15 @@ void Rng::set_state(const std::string& s) {
   for (int i = 0; i < 4; i++) s_[i] = v[i];
 }
 
+ScopedCpuSeed::ScopedCpuSeed(uint64_t seed) : gen_(at::detail::getDefaultCPUGenerator()) {
+  std::lock_guard<std::mutex> lock(gen_.mutex());
+  saved_ = gen_.get_state();
+  gen_.set_current_seed(seed);
+}
+
+ScopedCpuSeed::~ScopedCpuSeed() {
+  std::lock_guard<std::mutex> lock(gen_.mutex());
+  gen_.set_state(saved_);
+}
+
 }  // namespace imagine

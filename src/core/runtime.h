@@ -24,6 +24,21 @@ std::string resolve_precision(const std::string& name, torch::Device device);
 uint64_t resolve_seed(int64_t seed);
 void seed_torch(uint64_t seed);
 
+// Seeds torch's CPU generator while alive and restores its previous state afterwards, so a
+// reproducible side computation (evaluation noise, building a fixed network) leaves the
+// caller's random stream — and so a training run's trajectory — untouched.
+class ScopedCpuSeed {
+ public:
+  explicit ScopedCpuSeed(uint64_t seed);
+  ~ScopedCpuSeed();
+  ScopedCpuSeed(const ScopedCpuSeed&) = delete;
+  ScopedCpuSeed& operator=(const ScopedCpuSeed&) = delete;
+
+ private:
+  at::Generator gen_;
+  torch::Tensor saved_;
+};
+
 // A small deterministic generator (xoshiro256**) for data sampling, whose state is four
 // integers so checkpoints can store it exactly.
 class Rng {

@@ -53,27 +53,6 @@ std::string format_double(double v) {
   return buf;
 }
 
-// Seeds torch's CPU generator while alive and restores its state afterwards, so building
-// the network reproducibly does not disturb the caller's random stream.
-class ScopedCpuSeed {
- public:
-  explicit ScopedCpuSeed(uint64_t seed) : gen_(at::detail::getDefaultCPUGenerator()) {
-    std::lock_guard<std::mutex> lock(gen_.mutex());
-    saved_ = gen_.get_state();
-    gen_.set_current_seed(seed);
-  }
-  ~ScopedCpuSeed() {
-    std::lock_guard<std::mutex> lock(gen_.mutex());
-    gen_.set_state(saved_);
-  }
-  ScopedCpuSeed(const ScopedCpuSeed&) = delete;
-  ScopedCpuSeed& operator=(const ScopedCpuSeed&) = delete;
-
- private:
-  at::Generator gen_;
-  torch::Tensor saved_;
-};
-
 FeatureNet fresh_net(int64_t channels, int64_t size, int64_t classes) {
   ScopedCpuSeed seed(kInitSeed);
   return FeatureNet(channels, size, classes);

@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "core/error.h"
+#include "core/runtime.h"
 #include "eval/image_metrics.h"
 
 namespace imagine {
@@ -55,35 +56,14 @@ torch::Tensor generate_images(ImageModel& m, int64_t n, uint64_t seed, double tr
   return torch::cat(out);
 }
 
-namespace {
-
-// Evaluation draws noise from torch's generator with a fixed seed, so it repeats; the
-// training run's generator state is put back afterwards, so evaluating never changes the
-// training trajectory (and resumed runs match uninterrupted ones).
-class TorchRngScope {
- public:
-  explicit TorchRngScope(uint64_t seed) : gen_(at::detail::getDefaultCPUGenerator()) {
-    std::lock_guard<std::mutex> lock(gen_.mutex());
-    saved_ = gen_.get_state();
-    gen_.set_current_seed(seed);
-  }
-  ~TorchRngScope() {
-    std::lock_guard<std::mutex> lock(gen_.mutex());
-    gen_.set_state(saved_);
-  }
-
- private:
-  torch::Generator gen_;
-  torch::Tensor saved_;
-};
-
-}  // namespace
-
+// Evaluation draws noise from torch's generator with a fixed seed (ScopedCpuSeed), so it
+// repeats, and puts the training run's generator state back afterwards, so evaluating never
+// changes the training trajectory (and resumed runs match uninterrupted ones).
 std::map<std::string, double> vae_elbo(VAE& vae, const ImageSet& set, int64_t limit, uint64_t seed, int64_t batch) {
   torch::NoGradGuard no_grad;
   const auto device = vae->parameters()[0].device();
   const int64_t n = limit > 0 ? std::min(limit, set.size()) : set.size();
-  TorchRngScope rng(seed);
+  ScopedCpuSeed rng(seed);
   double recon = 0, kl = 0;
   for (int64_t i = 0; i < n; i += batch) {
     const int64_t e = std::min(n, i + batch);
@@ -125,7 +105,7 @@ ImageEvalReport evaluate_image_model(ImageModel& m, const ImageData& data, Featu
     auto elbo = vae_elbo(m.vae, data.test, opt.real, opt.seed);
     for (auto& [k, v] : elbo) r.metrics[k] = v;
     if (opt.iw_samples > 0) {
-      TorchRngScope rng(opt.seed + 1);
+      ScopedCpuSeed rng(opt.seed + 1);
       const int64_t n = std::min(opt.iw_images, data.test.size());
       double total = 0;
       const int64_t batch = 100;
