@@ -22,6 +22,7 @@
 
 #include "core/files.h"
 
+#include "../support/metrics.h"
 #include "../support/run_cli.h"
 #include "../support/temp_dir.h"
 
@@ -395,11 +396,8 @@ TEST_F(Cli, InterruptSavesACheckpointAndResumeContinues) {
   auto c = run_imagine(resume);
   ASSERT_EQ(c.code, 0) << describe(resume, c);
   // metrics continue without gaps or repeats
-  std::ifstream in(dir + "/metrics.jsonl");
-  std::string line;
   int64_t expect = 1;
-  while (std::getline(in, line)) {
-    auto j = nlohmann::json::parse(line);
+  for (const auto& j : read_metrics_lines(dir)) {
     if (j.value("event", "") == "eval") continue;
     EXPECT_EQ(j.at("step").get<int64_t>(), expect);
     expect++;

@@ -14,6 +14,7 @@
 #include "data/image_dataset.h"
 #include "image/image.h"
 
+#include "../support/metrics.h"
 #include "../support/run_cli.h"
 #include "../support/temp_dir.h"
 
@@ -24,13 +25,7 @@ namespace {
 
 nlohmann::json read_json(const std::string& path) { return nlohmann::json::parse(slurp(path)); }
 
-std::vector<nlohmann::json> read_metrics(const std::string& dir) {
-  std::vector<nlohmann::json> out;
-  std::ifstream in(dir + "/metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line)) out.push_back(nlohmann::json::parse(line));
-  return out;
-}
+std::vector<nlohmann::json> read_metrics(const std::string& dir) { return read_metrics_lines(dir); }
 
 // The same image up to one 8-bit level: decoding in batches of different sizes may round
 // the last float bit differently.

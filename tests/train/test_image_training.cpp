@@ -16,6 +16,7 @@
 #include "models/image_model.h"
 #include "train/train_image.h"
 
+#include "../support/metrics.h"
 #include "../support/temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -28,13 +29,7 @@ imagine::ImageTrainResult train(const std::string& out, std::vector<std::string>
   return imagine::train_image(o, [](const std::string&) {});
 }
 
-std::vector<nlohmann::json> metrics(const std::string& dir) {
-  std::vector<nlohmann::json> out;
-  std::ifstream in(dir + "/metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line)) out.push_back(nlohmann::json::parse(line));
-  return out;
-}
+std::vector<nlohmann::json> metrics(const std::string& dir) { return imagine::testing::read_metrics_lines(dir); }
 
 class ImageTraining : public ::testing::Test {
  protected:
