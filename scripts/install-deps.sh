@@ -10,6 +10,7 @@ PACKAGES=(
   libsentencepiece-dev      # BPE tokenizer
   nlohmann-json3-dev        # config.json, safetensors header
   libpng-dev libjpeg-dev zlib1g-dev  # image decoding / PNG writing, gzip'd IDX
+  libsmf-dev libfluidsynth-dev fluid-soundfont-gm openttd-openmsx  # MIDI I/O, WAV rendering, bundled songs
   libgtest-dev googletest   # unit tests
   python3-torch             # PyTorch reference models for bench/
   fortunes                  # default text corpus for the demo

@@ -55,13 +55,14 @@ static std::string unescape(const std::string& s) {
 
 int generate(const Args& args) {
   if (!args.empty() && args[0] == "image") return generate_image(args);
+  if (!args.empty() && args[0] == "music") return generate_music(args);
   if (args.empty() || args[0] != "text") {
     if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
-      std::printf("usage: imagine generate text|image [options]   (see imagine generate text --help)\n");
+      std::printf("usage: imagine generate text|image|music [options]   (see imagine generate text --help)\n");
       return 0;
     }
     throw UsageError(args.empty() ? "missing model family" : "unknown model family '" + args[0] + "' for generate",
-                     "usage: imagine generate text|image --model MODEL_DIR ...");
+                     "usage: imagine generate text|image|music --model MODEL_DIR ...");
   }
   const OptionTable& table = generate_text_table();
   Options o = table.parse(Args(args.begin() + 1, args.end()));

@@ -446,6 +446,9 @@ int vary(const Args& args) { return run_verb("vary", args, vary_table(), vary_im
 int blend(const Args& args) { return run_verb("blend", args, blend_table(), blend_image); }
 int interpolate(const Args& args) { return run_verb("interpolate", args, interpolate_table(), interpolate_image); }
 int reconstruct(const Args& args) { return run_verb("reconstruct", args, reconstruct_table(), reconstruct_image); }
-int export_data(const Args& args) { return run_verb("export", args, export_table(), export_images); }
+int export_data(const Args& args) {
+  if (!args.empty() && args[0] == "music") return export_music(args);
+  return run_verb("export", args, export_table(), export_images);
+}
 
 }  // namespace imagine::cli

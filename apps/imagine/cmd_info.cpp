@@ -9,6 +9,7 @@
 #include "core/runtime.h"
 #include "data/text_corpus.h"
 #include "models/image_model.h"
+#include "models/music_model.h"
 #include "models/text_model.h"
 
 namespace imagine::cli {
@@ -58,6 +59,29 @@ int info(const Args& args) {
   const std::string dir = one_model_dir(o, "imagine info MODEL_DIR [--json]");
   if (model_family(dir) == kImageFamily) {
     print_image_info(dir, o.b("json"));
+    return 0;
+  }
+  if (model_family(dir) == kMusicFamily) {
+    MusicModel m = load_music_model(dir, torch::kCPU);
+    const nlohmann::json training = m.config.value("training", nlohmann::json::object());
+    nlohmann::json j = {{"model_dir", dir}, {"family", m.config["family"]}, {"architecture", m.config["architecture"]},
+                        {"parameters", m.gpt->num_parameters(false)}, {"events", m.config["events"]},
+                        {"dataset", m.config.value("dataset", nlohmann::json::object())}, {"training", training},
+                        {"best_val_loss", training.value("best_val_loss", nlohmann::json(nullptr))}};
+    if (o.b("json")) {
+      std::printf("%s\n", j.dump(2).c_str());
+    } else {
+      const auto& a = m.config["architecture"];
+      std::printf("model:        %s (music GPT, %lld layers, %lld wide, context %lld events, %lld parameters)\n",
+                  dir.c_str(), (long long)a["n_layer"].get<int64_t>(), (long long)a["n_embd"].get<int64_t>(),
+                  (long long)a["block_size"].get<int64_t>(), (long long)m.gpt->num_parameters(false));
+      std::printf("events:       %d tokens, %.0f ms grid, %d velocity levels\n", m.vocab.size(),
+                  m.vocab.step_seconds * 1000, m.vocab.velocity_bins);
+      const auto best = training.value("best_val_loss", nlohmann::json(nullptr));
+      if (best.is_number())
+        std::printf("best val:     %.4f nats/event at step %lld\n", best.get<double>(),
+                    (long long)training.value("best_step", int64_t{0}));
+    }
     return 0;
   }
   TextModel m = load_text_model(dir, torch::kCPU);
@@ -117,6 +141,7 @@ int info(const Args& args) {
 int eval(const Args& args) {
   // The model's family picks the option table: image models are scored differently.
   if (!args.empty() && args[0][0] != '-' && model_family(args[0]) == kImageFamily) return eval_image(args);
+  if (!args.empty() && args[0][0] != '-' && model_family(args[0]) == kMusicFamily) return eval_music(args);
   Options o = eval_table().parse(args);
   if (o.help_requested) return std::fputs(eval_table().help_text().c_str(), stdout), 0;
   const std::string dir = one_model_dir(o, "imagine eval MODEL_DIR --data PATH [--json]");

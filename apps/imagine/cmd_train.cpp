@@ -8,6 +8,7 @@
 #include "core/progress.h"
 #include "core/signals.h"
 #include "train/train_image.h"
+#include "train/train_music.h"
 #include "train/train_text.h"
 
 namespace imagine::cli {
@@ -57,6 +58,11 @@ Trained text_pipeline(const Options& o, const std::function<void(const std::stri
   return {r.outcome, r.out_dir, r.seed, "tokens", "validation loss", ""};
 }
 
+Trained music_pipeline(const Options& o, const std::function<void(const std::string&)>& log) {
+  auto r = train_music(o, log);
+  return {r.outcome, r.out_dir, r.seed, "events", "validation loss", ""};
+}
+
 Trained image_pipeline(const Options& o, const std::function<void(const std::string&)>& log) {
   auto r = train_image(o, log);
   return {r.outcome, r.out_dir, r.seed, "images", r.family == "gan" ? "fid" : "held-out loss",
@@ -67,13 +73,14 @@ Trained image_pipeline(const Options& o, const std::function<void(const std::str
 
 int train(const Args& args) {
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
-    std::printf("usage: imagine train text|image [options]   (see imagine train text --help)\n");
+    std::printf("usage: imagine train text|image|music [options]   (see imagine train text --help)\n");
     return args.empty() ? 2 : 0;
   }
   const Args rest(args.begin() + 1, args.end());
   if (args[0] == "text") return run_training(text_train_table(), rest, text_pipeline);
   if (args[0] == "image") return run_training(image_train_table(), rest, image_pipeline);
-  throw UsageError("unknown model family '" + args[0] + "' for train", "available: text, image");
+  if (args[0] == "music") return run_training(music_train_table(), rest, music_pipeline);
+  throw UsageError("unknown model family '" + args[0] + "' for train", "available: text, image, music");
 }
 
 }  // namespace imagine::cli

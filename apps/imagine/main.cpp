@@ -24,6 +24,11 @@ const char* kUsage =
     "  imagine interpolate image --model MODEL_DIR --from a.png|seed:N --to b.png|seed:M --steps K --out strip.png\n"
     "  imagine reconstruct image --model MODEL_DIR --input a.png --out r.png\n"
     "  imagine export image [--data PATH] --out DIR [--split test] [--count N]   (dataset images as PNG)\n"
+    "  imagine train music [--data PATH] --out MODEL_DIR [--preset NAME] ...\n"
+    "  imagine generate music --model MODEL_DIR --out piece.mid [--wav piece.wav] [--seconds S] [--seed S]\n"
+    "  imagine continue music --model MODEL_DIR --primer phrase.mid [--primer-seconds S] --count N --out DIR\n"
+    "  imagine render music input.mid --wav out.wav [--soundfont F]\n"
+    "  imagine roll music input.mid --png roll.png\n"
     "  imagine info MODEL_DIR [--json]\n"
     "  imagine eval MODEL_DIR --data PATH [--json]\n"
     "\n"
@@ -55,8 +60,12 @@ int main(int argc, char** argv) {
     if (verb == "interpolate") return cli::interpolate(rest);
     if (verb == "reconstruct") return cli::reconstruct(rest);
     if (verb == "export") return cli::export_data(rest);
+    if (verb == "continue") return cli::continue_music(rest);
+    if (verb == "render") return cli::render(rest);
+    if (verb == "roll") return cli::roll(rest);
     throw UsageError("unknown command '" + verb + "'",
-                     "commands: train, generate, vary, blend, interpolate, reconstruct, export, info, eval (see imagine --help)");
+                     "commands: train, generate, vary, blend, interpolate, reconstruct, export, continue, render, roll, info, eval "
+                     "(see imagine --help)");
   } catch (const UsageError& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     if (!e.hint().empty()) std::fprintf(stderr, "hint: %s\n", e.hint().c_str());

@@ -1,6 +1,5 @@
-// Text generation with a KV cache: prompt -> streamed continuation, with stop strings.
-// When the context fills up, the window slides: the newest half is kept and re-encoded
-// (learned positions cannot extend past block_size).
+// Text generation: prompt -> streamed continuation, with stop strings, on the shared token
+// sampling loop (generate/token_generate.h: KV cache, sliding window).
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -8,6 +7,7 @@
 #include <vector>
 
 #include "generate/sampler.h"
+#include "generate/token_generate.h"
 #include "models/text_model.h"
 
 namespace imagine {
@@ -34,8 +34,5 @@ struct TextResult {
 // start of a stop string).
 TextResult generate_text(TextModel& model, const TextRequest& req,
                          const std::function<void(const std::string&)>& on_text = nullptr);
-
-// Next-token logits for a token sequence, by full recomputation (tests, eval).
-torch::Tensor next_token_logits(GPT& gpt, const std::vector<int64_t>& tokens, torch::Device device);
 
 }  // namespace imagine

@@ -11,6 +11,7 @@
 #include "data/token_dataset.h"
 #include "generate/text_generate.h"
 #include "models/text_model.h"
+#include "train/token_task.h"
 
 namespace imagine {
 
@@ -78,66 +79,6 @@ const OptionTable& text_train_table() {
   return table;
 }
 
-namespace {
-
-// The text family's plug-in for the Trainer.
-class TextTask : public TrainTask {
- public:
-  TextTask(TextModel& m, TokenDataset train, TokenDataset val, int64_t batch, uint64_t seed,
-           nlohmann::json config, double val_tokens_per_byte, bool samples)
-      : m_(m), train_(std::move(train)), val_(std::move(val)), batch_(batch), seed_(seed),
-        config_(std::move(config)), val_tokens_per_byte_(val_tokens_per_byte), samples_(samples) {}
-
-  torch::nn::Module& model() override { return *m_.gpt; }
-  int64_t units_per_micro_batch() const override { return batch_ * m_.gpt->config.block_size; }
-  nlohmann::json model_config() const override { return config_; }
-
-  torch::Tensor micro_batch_loss(Rng& rng, size_t) override {
-    auto [x, y] = train_.batch(rng, batch_, m_.gpt->config.block_size);
-    return m_.gpt->loss(x, y);
-  }
-
-  std::map<std::string, double> evaluate(int64_t iters) override {
-    torch::NoGradGuard no_grad;
-    // Fixed batches: every evaluation of a run sees the same data, and the training RNG
-    // is untouched, so evaluating never changes the training trajectory.
-    auto mean_loss = [&](const TokenDataset& d, uint64_t salt) {
-      Rng rng(seed_ ^ salt);
-      double sum = 0;
-      for (int64_t i = 0; i < iters; i++) {
-        auto [x, y] = d.batch(rng, batch_, std::min<int64_t>(m_.gpt->config.block_size, d.size() - 1));
-        sum += m_.gpt->loss(x, y).item<double>();
-      }
-      return sum / iters;
-    };
-    const double val = mean_loss(val_, 0xE7A1);
-    return {{"val_loss", val},
-            {"val_bpb", val / std::log(2.0) * val_tokens_per_byte_},
-            {"train_loss", mean_loss(train_, 0x7A1E)}};
-  }
-
-  std::string eval_sample() override {
-    if (!samples_) return "";
-    TextRequest req;
-    req.max_tokens = 96;
-    req.seed = seed_;
-    std::string s = generate_text(m_, req).text;
-    std::string shown;
-    for (char c : s) shown += c == '\n' ? std::string("\\n") : std::string(1, c);
-    return "  sample: " + shown;
-  }
-
- private:
-  TextModel& m_;
-  TokenDataset train_, val_;
-  int64_t batch_;
-  uint64_t seed_;
-  nlohmann::json config_;
-  double val_tokens_per_byte_;
-  bool samples_;
-};
-
-}  // namespace
 
 TextTrainResult train_text(const Options& given, const std::function<void(const std::string&)>& log) {
   IMAGINE_CHECK(!given.s("out").empty(), "pass --out DIR for the model directory", "missing --out");
@@ -248,8 +189,22 @@ TextTrainResult train_text(const Options& given, const std::function<void(const 
   recipe.precision = precision;
 
   const double val_tpb = static_cast<double>(val_tokens.size()) / static_cast<double>(val_text.size());
-  TextTask task(model, TokenDataset(train_tokens, device), TokenDataset(val_tokens, device), recipe.batch_size,
-                result.seed, text_model_config(arch, tokenizer_entry, dataset), val_tpb, o.b("samples"));
+  const bool samples = o.b("samples");
+  auto sample = [&]() -> std::string {
+    if (!samples) return "";
+    TextRequest req;
+    req.max_tokens = 96;
+    req.seed = result.seed;
+    std::string shown;
+    for (char c : generate_text(model, req).text) shown += c == '\n' ? std::string("\\n") : std::string(1, c);
+    return "  sample: " + shown;
+  };
+  auto bits_per_byte = [&](double val) {
+    return std::map<std::string, double>{{"val_bpb", val / std::log(2.0) * val_tpb}};
+  };
+  TokenStreamTask task(model.gpt, TokenDataset(train_tokens, device), TokenDataset(val_tokens, device),
+                       recipe.batch_size, result.seed, text_model_config(arch, tokenizer_entry, dataset), bits_per_byte,
+                       sample);
   nlohmann::json run_info = {{"device", device.str()}, {"threads", threads}, {"options", o.to_json()}};
   Trainer trainer(task, recipe, out, result.seed, run_info, o.b("quiet"));
   if (resume) {

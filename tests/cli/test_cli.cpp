@@ -128,7 +128,7 @@ TEST_F(Cli, TrainErrorsAreReportedWithHints) {
   expect_clean_failure({"train", "text", "--data", corpus_, "--out", out, "--preset", "nope"}, 2);
   expect_clean_failure({"train", "text", "--data", corpus_, "--out", out, "--stesp", "5"}, 2);
   expect_clean_failure({"train", "text", "--data", corpus_, "--out", out, "--tokenizer", "words"}, 2);
-  expect_clean_failure({"train", "music", "--data", corpus_, "--out", out}, 2);
+  expect_clean_failure({"train", "video", "--data", corpus_, "--out", out}, 2);
   expect_clean_failure({"train", "text", "stray", "--out", out}, 2);
   expect_clean_failure({"frobnicate"}, 2);
   expect_clean_failure({"generate", "text"}, 2);  // no --model

@@ -1,0 +1,336 @@
+// The music verbs: `imagine generate|continue|render|roll music`, and the music side of
+// `imagine eval` / `imagine info`.
+#include <cstdio>
+#include <filesystem>
+
+#include "commands.h"
+#include "core/error.h"
+#include "core/model_dir.h"
+#include "core/options.h"
+#include "core/runtime.h"
+#include "data/music_dataset.h"
+#include "data/token_dataset.h"
+#include "eval/music_stats.h"
+#include "generate/music_generate.h"
+#include "models/music_model.h"
+#include "music/midi.h"
+#include "music/render.h"
+
+namespace fs = std::filesystem;
+
+namespace imagine::cli {
+namespace {
+
+OptionTable& sampling(OptionTable& t) {
+  SamplingParams d;
+  t.text("model", "", "model directory written by `imagine train music`", "DIR")
+      .real("seconds", 30, 0, 3600, "stop once the piece is this long (0 = until the model ends it)")
+      .integer("max-tokens", 4096, 1, 1e7, "new events at most")
+      .real("temperature", 1.0, 0.0, 100.0, "softmax temperature; 0 = greedy")
+      .integer("top-k", 0, 0, 1e9, "keep the k most likely events (0 = off)")
+      .real("top-p", 0.95, 0.0, 1.0, "nucleus: smallest set with this probability (1 = off)")
+      .real("min-p", 0.0, 0.0, 1.0, "drop events below min-p x p(most likely) (0 = off)")
+      .integer("seed", -1, -1, 9.2e18, "random seed (-1 = random; the seed used is printed)")
+      .text("soundfont", "", "General MIDI soundfont for --wav (default: Debian's FluidR3_GM)", "FILE")
+      .choice("checkpoint", "best", {"best", "latest"}, "which weights to use")
+      .text("device", "auto", "auto, cpu or cuda[:N]", "DEV")
+      .integer("threads", 0, 0, 1024, "CPU threads (0 = all cores)")
+      .flag("quiet", false, "no progress lines on stderr");
+  return t;
+}
+
+MusicRequest request(const Options& o, uint64_t seed) {
+  MusicRequest r;
+  r.seconds = o.f("seconds");
+  r.max_tokens = o.i("max-tokens");
+  r.sampling.temperature = o.f("temperature");
+  r.sampling.top_k = o.i("top-k");
+  r.sampling.top_p = o.f("top-p");
+  r.sampling.min_p = o.f("min-p");
+  r.sampling.repeat_penalty = 1.0;
+  r.seed = seed;
+  return r;
+}
+
+MusicModel load(const Options& o) {
+  if (o.s("model").empty()) throw UsageError("missing --model", "pass --model MODEL_DIR (see imagine train music)");
+  set_threads(static_cast<int>(o.i("threads")));
+  return load_music_model(o.s("model"), resolve_device(o.s("device")), o.s("checkpoint"));
+}
+
+std::string describe(const MusicResult& r) {
+  return str(r.song.notes.size(), " notes, ", static_cast<int>(r.song.duration() * 10) / 10.0, " s, ", r.tokens,
+             " events (", r.stop_reason, "), ", static_cast<int>(r.tokens / std::max(r.seconds, 1e-9)), " events/s");
+}
+
+void maybe_render(const Options& o, const Song& song, const std::string& wav) {
+  if (wav.empty()) return;
+  auto rr = render_wav(song, wav, o.s("soundfont"));
+  note(o.b("quiet"), str("rendered ", wav, ": ", rr.seconds, " s of audio in ", rr.render_seconds, " s"));
+}
+
+// ---- generate ----
+const OptionTable& generate_table() {
+  static const OptionTable table = [] {
+    OptionTable t("imagine generate music --model MODEL_DIR --out piece.mid [--wav piece.wav] [--seconds S] [options]",
+                  "Compose a new piece.");
+    t.text("out", "", "MIDI file to write", "FILE").text("wav", "", "also render it to this WAV file", "FILE");
+    return sampling(t);
+  }();
+  return table;
+}
+
+int generate_music_cmd(const Options& o) {
+  if (o.s("out").empty()) throw UsageError("missing --out", "pass --out piece.mid");
+  MusicModel m = load(o);
+  const uint64_t seed = resolve_seed(o.i("seed"));
+  MusicResult r = generate_music(m, Song{}, request(o, seed));
+  write_midi(o.s("out"), r.song);
+  std::printf("wrote %s (seed %llu): %s\n", o.s("out").c_str(), (unsigned long long)seed, describe(r).c_str());
+  maybe_render(o, r.song, o.s("wav"));
+  return 0;
+}
+
+// ---- continue ----
+const OptionTable& continue_table() {
+  static const OptionTable table = [] {
+    OptionTable t("imagine continue music --model MODEL_DIR --primer phrase.mid --count N --out DIR [options]",
+                  "Continue a phrase: the primer is kept and the model writes what follows. Variation i uses seed + i.");
+    t.text("primer", "", "MIDI file to continue", "FILE")
+        .real("primer-seconds", 0, 0, 3600, "use only the primer's first S seconds (0 = all of it)")
+        .integer("count", 1, 1, 1000, "variations")
+        .text("out", "", "folder for continuation-s<seed>.mid files", "DIR")
+        .flag("wav", false, "also render every variation to a .wav beside its .mid");
+    return sampling(t);
+  }();
+  return table;
+}
+
+int continue_music_cmd(const Options& o) {
+  if (o.s("primer").empty()) throw UsageError("missing --primer", "pass --primer phrase.mid");
+  if (o.s("out").empty()) throw UsageError("missing --out", "pass --out DIR");
+  MusicModel m = load(o);
+  Song primer = read_midi(o.s("primer"));
+  if (o.f("primer-seconds") > 0) {
+    const double cut = o.f("primer-seconds");
+    std::vector<Note> kept;
+    for (Note n : primer.notes) {
+      if (n.start >= cut) continue;
+      n.end = std::min(n.end, cut);
+      kept.push_back(n);
+    }
+    primer.notes = kept;
+  }
+  IMAGINE_CHECK(!primer.notes.empty(), "pass a primer with notes (or a larger --primer-seconds)", o.s("primer"),
+                " has no notes", o.f("primer-seconds") > 0 ? " in its first --primer-seconds" : "");
+  const double primer_end = primer.duration();
+  const uint64_t seed = resolve_seed(o.i("seed"));
+  make_dirs(o.s("out"));
+  MusicRequest req = request(o, seed);
+  if (req.seconds > 0) req.seconds += primer_end;  // --seconds counts the new part
+  for (int64_t i = 0; i < o.i("count"); i++) {
+    req.seed = seed + static_cast<uint64_t>(i);
+    MusicResult r = generate_music(m, primer, req);
+    const std::string path = join_path(o.s("out"), str("continuation-s", req.seed, ".mid"));
+    write_midi(path, r.song);
+    std::printf("wrote %s (seed %llu): primer %.1f s + %s\n", path.c_str(), (unsigned long long)req.seed, primer_end,
+                describe(r).c_str());
+    if (o.b("wav")) maybe_render(o, r.song, path.substr(0, path.size() - 4) + ".wav");
+  }
+  return 0;
+}
+
+// ---- render / roll ----
+const OptionTable& render_table() {
+  static const OptionTable table = [] {
+    OptionTable t("imagine render music INPUT.mid --wav OUT.wav [--soundfont F]",
+                  "Render a MIDI file to audio with FluidSynth and a General MIDI soundfont.");
+    t.text("wav", "", "WAV file to write", "FILE")
+        .text("soundfont", "", "soundfont (default: Debian's FluidR3_GM)", "FILE")
+        .flag("quiet", false, "no progress lines on stderr");
+    return t;
+  }();
+  return table;
+}
+
+int render_cmd(const Options& o) {
+  if (o.positional.size() != 1) throw UsageError("expected one INPUT.mid", "usage: " + render_table().usage());
+  if (o.s("wav").empty()) throw UsageError("missing --wav", "pass --wav out.wav");
+  Song s = read_midi(o.positional[0]);
+  auto r = render_wav(s, o.s("wav"), o.s("soundfont"));
+  std::printf("wrote %s: %.1f s of audio in %.2f s (%.0fx real time), peak %.2f\n", o.s("wav").c_str(), r.seconds,
+              r.render_seconds, r.seconds / std::max(r.render_seconds, 1e-9), r.peak);
+  return 0;
+}
+
+const OptionTable& roll_table() {
+  static const OptionTable table = [] {
+    OptionTable t("imagine roll music INPUT.mid --png ROLL.png", "Draw a piano roll of a MIDI file.");
+    t.text("png", "", "PNG file to write", "FILE")
+        .integer("pixels-per-second", 50, 1, 1000, "horizontal scale")
+        .flag("quiet", false, "no progress lines on stderr");
+    return t;
+  }();
+  return table;
+}
+
+int roll_cmd(const Options& o) {
+  if (o.positional.size() != 1) throw UsageError("expected one INPUT.mid", "usage: " + roll_table().usage());
+  if (o.s("png").empty()) throw UsageError("missing --png", "pass --png roll.png");
+  Song s = read_midi(o.positional[0]);
+  write_piano_roll(s, o.s("png"), static_cast<int>(o.i("pixels-per-second")));
+  std::printf("wrote %s (%zu notes, %.1f s)\n", o.s("png").c_str(), s.notes.size(), s.duration());
+  return 0;
+}
+
+// ---- export ----
+const OptionTable& export_table() {
+  static const OptionTable table = [] {
+    OptionTable t("imagine export music [--data PATH] --out DIR [--split train|valid|test] [--count N]",
+                  "Write dataset pieces as MIDI files (e.g. the JSB chorales, which ship as JSON).");
+    t.text("data", kDefaultMusicData, "JSB chorales JSON, a folder of .mid files or a .mid file", "PATH")
+        .text("out", "", "folder to write", "DIR")
+        .choice("split", "test", {"train", "valid", "test"}, "which part (MIDI folders: train or valid)")
+        .integer("first", 0, 0, 1e9, "index of the first piece")
+        .integer("count", 4, 1, 1e6, "pieces to write")
+        .flag("quiet", false, "no progress lines on stderr");
+    return t;
+  }();
+  return table;
+}
+
+int export_cmd(const Options& o) {
+  if (o.s("out").empty()) throw UsageError("missing --out", "pass --out DIR");
+  MusicData d = load_music_data(o.s("data"));
+  const auto& set = o.s("split") == "train" ? d.train : o.s("split") == "valid" ? d.valid : d.test;
+  const int64_t first = o.i("first"), n = static_cast<int64_t>(set.size());
+  if (first >= n)
+    throw UsageError(str("--first ", first, " is beyond the ", n, " ", o.s("split"), " pieces"),
+                     n == 0 ? "this dataset has no " + o.s("split") + " split" : str("use --first below ", n));
+  make_dirs(o.s("out"));
+  for (int64_t i = first; i < std::min(n, first + o.i("count")); i++) {
+    const std::string path = join_path(o.s("out"), str(o.s("split"), "-", i, ".mid"));
+    write_midi(path, set[i]);
+    std::printf("%s\n", path.c_str());
+  }
+  return 0;
+}
+
+int run_music_verb(const std::string& verb, const Args& args, const OptionTable& table, int (*run)(const Options&),
+                   bool positional) {
+  if (args.empty() || args[0] != "music") {
+    if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
+      std::printf("usage: %s\n", table.usage().c_str());
+      return 0;
+    }
+    throw UsageError(args.empty() ? "missing model family" : "unknown model family '" + args[0] + "' for " + verb,
+                     "usage: " + table.usage());
+  }
+  Options o = table.parse(Args(args.begin() + 1, args.end()));
+  if (o.help_requested) {
+    std::fputs(table.help_text().c_str(), stdout);
+    return 0;
+  }
+  if (!positional && !o.positional.empty())
+    throw UsageError("unexpected argument '" + o.positional[0] + "'", "usage: " + table.usage());
+  return run(o);
+}
+
+// ---- eval ----
+const OptionTable& eval_table() {
+  static const OptionTable table = [] {
+    OptionTable t("imagine eval MODEL_DIR [--data PATH] [--json]",
+                  "Score a music model: loss per event on held-out music (the chorales' test split), and musical "
+                  "statistics of generated pieces against the training set.");
+    t.text("data", "", "dataset (default: the one the model was trained on)", "PATH")
+        .integer("pieces", 8, 0, 10000, "generated pieces for the statistics (0 = skip)")
+        .real("seconds", 20, 1, 3600, "length of each generated piece")
+        .integer("seed", 0, 0, 9.2e18, "first seed")
+        .choice("checkpoint", "best", {"best", "latest"}, "which weights to use")
+        .flag("json", false, "print one JSON object")
+        .text("device", "auto", "auto, cpu or cuda[:N]", "DEV")
+        .integer("threads", 0, 0, 1024, "CPU threads (0 = all cores)")
+        .flag("quiet", false, "no progress lines on stderr");
+    return t;
+  }();
+  return table;
+}
+
+// Mean loss per event over the whole token stream, in consecutive windows.
+double loss_per_event(MusicModel& m, const std::vector<int64_t>& tokens) {
+  torch::NoGradGuard no_grad;
+  const int64_t block = m.gpt->config.block_size, n = static_cast<int64_t>(tokens.size());
+  auto all = torch::tensor(tokens, torch::kLong);
+  double total = 0;
+  int64_t counted = 0;
+  for (int64_t s = 0; s + 1 < n; s += block) {
+    const int64_t len = std::min(block, n - 1 - s);
+    auto x = all.slice(0, s, s + len).unsqueeze(0).to(m.device), y = all.slice(0, s + 1, s + 1 + len).to(m.device);
+    auto logits = m.gpt->forward(x);
+    total += torch::nn::functional::cross_entropy(logits.view({-1, logits.size(-1)}), y,
+                                                  torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                 .item<double>();
+    counted += len;
+  }
+  return total / static_cast<double>(std::max<int64_t>(counted, 1));
+}
+
+}  // namespace
+
+int generate_music(const Args& args) { return run_music_verb("generate", args, generate_table(), generate_music_cmd, false); }
+int continue_music(const Args& args) { return run_music_verb("continue", args, continue_table(), continue_music_cmd, false); }
+int render(const Args& args) { return run_music_verb("render", args, render_table(), render_cmd, true); }
+int roll(const Args& args) { return run_music_verb("roll", args, roll_table(), roll_cmd, true); }
+int export_music(const Args& args) { return run_music_verb("export", args, export_table(), export_cmd, false); }
+
+int eval_music(const Args& args) {
+  Options o = eval_table().parse(args);
+  if (o.help_requested) return std::fputs(eval_table().help_text().c_str(), stdout), 0;
+  if (o.positional.size() != 1) throw UsageError("expected one MODEL_DIR", "usage: " + eval_table().usage());
+  const std::string dir = o.positional[0];
+  set_threads(static_cast<int>(o.i("threads")));
+  MusicModel m = load_music_model(dir, resolve_device(o.s("device")), o.s("checkpoint"));
+  std::string path = o.s("data");
+  if (path.empty()) path = m.config.value("dataset", nlohmann::json::object()).value("path", std::string());
+  if (path.empty()) throw UsageError("missing --data", "pass --data PATH");
+  MusicData data = load_music_data(path);
+  const bool has_test = !data.test.empty();
+  const auto& held = has_test ? data.test : data.valid;
+  const auto tokens = encode_songs(held, m.vocab);
+  nlohmann::json j = {{"model_dir", dir}, {"data", path}, {"split", has_test ? "test" : "held-out"},
+                      {"pieces_scored", held.size()}, {"events", tokens.size()}};
+  j["loss_per_event"] = loss_per_event(m, tokens);
+  const MusicStats train_stats = music_stats(data.train);
+  j["train_stats"] = train_stats.to_json();
+  if (o.i("pieces") > 0) {
+    std::vector<Song> made;
+    MusicRequest req;
+    req.seconds = o.f("seconds");
+    for (int64_t i = 0; i < o.i("pieces"); i++) {
+      req.seed = static_cast<uint64_t>(o.i("seed") + i);
+      made.push_back(generate_music(m, Song{}, req).song);
+    }
+    const MusicStats gen = music_stats(made);
+    j["generated_stats"] = gen.to_json();
+    j["pitch_class_distance"] = pitch_class_distance(gen, train_stats);
+  }
+  if (o.b("json")) {
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+  }
+  std::printf("loss %.4f nats/event over %zu events of %zu %s pieces\n", j["loss_per_event"].get<double>(),
+              tokens.size(), held.size(), has_test ? "test" : "held-out");
+  auto row = [](const char* name, const nlohmann::json& s) {
+    std::printf("%-10s notes/s %6.2f  polyphony %5.2f  pitch range %5.1f  mean pitch %5.1f  (%lld pieces, %.0f s)\n",
+                name, s["notes_per_second"].get<double>(), s["polyphony"].get<double>(), s["pitch_range"].get<double>(),
+                s["mean_pitch"].get<double>(), (long long)s["pieces"].get<int64_t>(), s["seconds"].get<double>());
+  };
+  row("training", j["train_stats"]);
+  if (j.contains("generated_stats")) {
+    row("generated", j["generated_stats"]);
+    std::printf("pitch-class histogram distance (0 = same, 1 = disjoint): %.3f\n", j["pitch_class_distance"].get<double>());
+  }
+  return 0;
+}
+
+}  // namespace imagine::cli

@@ -1,0 +1,30 @@
+// Music generation: a new piece from the start marker, or the continuation of a primer
+// (kept as it is), until the end marker, a length in seconds or a token budget.
+#pragma once
+#include <cstdint>
+
+#include "generate/token_generate.h"
+#include "models/music_model.h"
+#include "music/song.h"
+
+namespace imagine {
+
+struct MusicRequest {
+  double seconds = 30;          // stop once the piece is this long (0 = no limit)
+  int64_t max_tokens = 4096;    // and at most this many new events
+  SamplingParams sampling;
+  uint64_t seed = 0;
+};
+
+struct MusicResult {
+  Song song;                    // primer + continuation
+  int64_t tokens = 0;           // new events sampled
+  int64_t primer_tokens = 0;
+  std::string stop_reason;      // "end" (the model ended the piece), "seconds" or "max_tokens"
+  double seconds = 0;           // wall time
+};
+
+// `primer` may be empty (a new piece). The primer is quantised to the model's grid.
+MusicResult generate_music(MusicModel& m, const Song& primer, const MusicRequest& req);
+
+}  // namespace imagine

@@ -1,0 +1,37 @@
+// See token_task.h.
+#include "train/token_task.h"
+
+namespace imagine {
+
+TokenStreamTask::TokenStreamTask(GPT& gpt, TokenDataset train, TokenDataset val, int64_t batch, uint64_t seed,
+                                 nlohmann::json config, std::function<std::map<std::string, double>(double)> extra,
+                                 std::function<std::string()> sample, std::string unit)
+    : gpt_(gpt), train_(std::move(train)), val_(std::move(val)), batch_(batch), seed_(seed),
+      config_(std::move(config)), extra_(std::move(extra)), sample_(std::move(sample)), unit_(std::move(unit)) {}
+
+torch::Tensor TokenStreamTask::micro_batch_loss(Rng& rng, size_t) {
+  auto [x, y] = train_.batch(rng, batch_, gpt_->config.block_size);
+  return gpt_->loss(x, y);
+}
+
+std::map<std::string, double> TokenStreamTask::evaluate(int64_t iters) {
+  torch::NoGradGuard no_grad;
+  // Fixed batches: every evaluation of a run sees the same data, and the training RNG
+  // is untouched, so evaluating never changes the training trajectory.
+  auto mean_loss = [&](const TokenDataset& d, uint64_t salt) {
+    Rng rng(seed_ ^ salt);
+    double sum = 0;
+    for (int64_t i = 0; i < iters; i++) {
+      auto [x, y] = d.batch(rng, batch_, std::min<int64_t>(gpt_->config.block_size, d.size() - 1));
+      sum += gpt_->loss(x, y).item<double>();
+    }
+    return sum / iters;
+  };
+  const double val = mean_loss(val_, 0xE7A1);
+  std::map<std::string, double> out = {{"val_loss", val}, {"train_loss", mean_loss(train_, 0x7A1E)}};
+  if (extra_)
+    for (auto& [k, v] : extra_(val)) out[k] = v;
+  return out;
+}
+
+}  // namespace imagine

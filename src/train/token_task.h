@@ -1,0 +1,41 @@
+// The Trainer plug-in of every GPT family (text, music): next-token loss on random windows
+// of a training token stream, validation loss on fixed windows of a held-out stream.
+#pragma once
+#include <functional>
+#include <map>
+#include <string>
+
+#include "data/token_dataset.h"
+#include "models/gpt.h"
+#include "train/trainer.h"
+
+namespace imagine {
+
+class TokenStreamTask : public TrainTask {
+ public:
+  // extra_metrics(val_loss) adds family-specific numbers (bits per byte, ...); sample()
+  // returns a line shown at each evaluation ("" = none). Either may be empty.
+  TokenStreamTask(GPT& gpt, TokenDataset train, TokenDataset val, int64_t batch, uint64_t seed, nlohmann::json config,
+                  std::function<std::map<std::string, double>(double)> extra_metrics,
+                  std::function<std::string()> sample, std::string unit = "tok");
+
+  torch::nn::Module& model() override { return *gpt_; }
+  int64_t units_per_micro_batch() const override { return batch_ * gpt_->config.block_size; }
+  std::string unit() const override { return unit_; }
+  nlohmann::json model_config() const override { return config_; }
+  torch::Tensor micro_batch_loss(Rng& rng, size_t) override;
+  std::map<std::string, double> evaluate(int64_t iters) override;
+  std::string eval_sample() override { return sample_ ? sample_() : ""; }
+
+ private:
+  GPT& gpt_;
+  TokenDataset train_, val_;
+  int64_t batch_;
+  uint64_t seed_;
+  nlohmann::json config_;
+  std::function<std::map<std::string, double>(double)> extra_;
+  std::function<std::string()> sample_;
+  std::string unit_;
+};
+
+}  // namespace imagine
