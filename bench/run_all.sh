@@ -8,3 +8,4 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 bash "$HERE/bench_text.sh" "$@"
 bash "$HERE/bench_image.sh" "$@"
+bash "$HERE/bench_music.sh" "$@"

@@ -2,8 +2,10 @@
 # `make demo`: the main jobs on bundled data, a few minutes each on 2 cores:
 #   1. a small GPT on the fortunes corpus (Debian's `fortunes`, ~2.5 MB of quips) -> fortunes;
 #   2. a VAE and a DCGAN on Fashion-MNIST (Debian's `dataset-fashion-mnist`) -> sample grids,
-#      an interpolation strip and variations of a test image.
-# DEMO_ONLY=text|images runs one part.
+#      an interpolation strip and variations of a test image;
+#   3. a music GPT on the JSB chorales -> a generated piece as .mid, .wav and piano-roll .png,
+#      and continuations of a test chorale.
+# DEMO_ONLY=text|images|music runs one part.
 set -euo pipefail
 BIN=${1:-build/imagine}
 OUT=${DEMO_OUT:-runs/demo}
@@ -14,7 +16,7 @@ ONLY=${DEMO_ONLY:-}
 
 mkdir -p "$OUT"
 
-if [ "$ONLY" != images ]; then
+if [ -z "$ONLY" ] || [ "$ONLY" = text ]; then
   MODEL="$OUT/fortunes-gpt"
   # The demo owns this folder: start it afresh each time (imagine itself never overwrites a model).
   rm -rf "$MODEL"
@@ -36,7 +38,7 @@ if [ "$ONLY" != images ]; then
   echo "try:               $BIN generate text --model $MODEL --prompt 'You will' --temperature 0.7"
 fi
 
-if [ "$ONLY" != text ]; then
+if [ -z "$ONLY" ] || [ "$ONLY" = images ]; then
   IMG="$OUT/images"
   VAE="$IMG/fashion-vae"
   GAN="$IMG/fashion-gan"
@@ -66,4 +68,27 @@ if [ "$ONLY" != text ]; then
   echo "image models:      $VAE  $GAN"
   echo "images:            $IMG/*.png  (variations: first tile = the test image, second = its reconstruction)"
   echo "try:               $BIN generate image --model $GAN --count 16 --out grid.png --truncation 0.8"
+fi
+
+if [ -z "$ONLY" ] || [ "$ONLY" = music ]; then
+  MUS="$OUT/music"
+  CHORALES=${DEMO_CHORALES:-$(dirname "$0")/../../shared/data/jsb-chorales/jsb-chorales-16th.json}
+  rm -rf "$MUS"
+  mkdir -p "$MUS"
+  echo
+  echo "== training a music model on the JSB chorales ($CHORALES)"
+  "$BIN" train music --data "$CHORALES" --out "$MUS/chorales-gpt" --preset chorales-cpu --log-every 100
+  echo
+  echo "== a new chorale-like piece (seed 1) and two continuations of a test chorale's first 8 s"
+  "$BIN" generate music --model "$MUS/chorales-gpt" --out "$MUS/piece.mid" --wav "$MUS/piece.wav" --seconds 30 --seed 1 --quiet
+  "$BIN" roll music "$MUS/piece.mid" --png "$MUS/piece-roll.png"
+  "$BIN" export music --data "$CHORALES" --out "$MUS/test-chorales" --count 1 --quiet > /dev/null
+  "$BIN" continue music --model "$MUS/chorales-gpt" --primer "$MUS/test-chorales/test-0.mid" --primer-seconds 8 \
+    --count 2 --seconds 16 --seed 1 --out "$MUS/continuations" --wav --quiet
+  echo
+  echo "== evaluation (loss per event on the test split; statistics of 8 generated pieces)"
+  "$BIN" eval "$MUS/chorales-gpt" --pieces 8 --seconds 20 --quiet
+  echo
+  echo "music model:       $MUS/chorales-gpt"
+  echo "listen / look:     $MUS/piece.wav  $MUS/piece-roll.png  $MUS/continuations/*.wav"
 fi

@@ -300,8 +300,9 @@ int eval_music(const Args& args) {
   nlohmann::json j = {{"model_dir", dir}, {"data", path}, {"split", has_test ? "test" : "held-out"},
                       {"pieces_scored", held.size()}, {"events", tokens.size()}};
   j["loss_per_event"] = loss_per_event(m, tokens);
-  const MusicStats train_stats = music_stats(data.train);
+  const MusicStats train_stats = music_stats(data.train), held_stats = music_stats(held);
   j["train_stats"] = train_stats.to_json();
+  j["heldout_stats"] = held_stats.to_json();
   if (o.i("pieces") > 0) {
     std::vector<Song> made;
     MusicRequest req;
@@ -313,6 +314,7 @@ int eval_music(const Args& args) {
     const MusicStats gen = music_stats(made);
     j["generated_stats"] = gen.to_json();
     j["pitch_class_distance"] = pitch_class_distance(gen, train_stats);
+    j["pitch_class_distance_heldout"] = pitch_class_distance(gen, held_stats);
   }
   if (o.b("json")) {
     std::printf("%s\n", j.dump().c_str());
@@ -326,9 +328,12 @@ int eval_music(const Args& args) {
                 s["mean_pitch"].get<double>(), (long long)s["pieces"].get<int64_t>(), s["seconds"].get<double>());
   };
   row("training", j["train_stats"]);
+  row(has_test ? "test" : "held-out", j["heldout_stats"]);
   if (j.contains("generated_stats")) {
     row("generated", j["generated_stats"]);
-    std::printf("pitch-class histogram distance (0 = same, 1 = disjoint): %.3f\n", j["pitch_class_distance"].get<double>());
+    std::printf("pitch-class histogram distance (0 = same, 1 = disjoint): %.3f to training, %.3f to %s\n",
+                j["pitch_class_distance"].get<double>(), j["pitch_class_distance_heldout"].get<double>(),
+                has_test ? "test" : "held-out");
   }
   return 0;
 }

@@ -28,7 +28,7 @@ const OptionTable& music_train_table() {
         .integer("batch-size", 16, 1, 65536, "sequences per micro-batch")
         .integer("steps", 2000, 0, 1e9, "optimizer steps in total")
         .real("dropout", 0.1, 0.0, 0.95, "dropout probability while training")
-        .real("time-step", 0, 0, 1, "event time grid in seconds (0 = 10 ms for MIDI, the chorales' step / 2)")
+        .real("time-step", 0, 0, 1, "event time grid in seconds (0 = 10 ms for MIDI; chorales: half the first piece's shortest note)")
         .integer("max-shift", 100, 1, 10000, "longest single time shift, in grid steps")
         .integer("velocity-bins", 32, 1, 128, "velocity levels")
         .integer("transpose", 3, 0, 24, "augmentation: every transposition within +-N semitones (0 = off)")
@@ -40,9 +40,10 @@ const OptionTable& music_train_table() {
               {{"n-layer", "2"}, {"n-head", "2"}, {"n-embd", "32"}, {"block-size", "64"}, {"batch-size", "8"},
                {"steps", "60"}, {"lr", "3e-3"}, {"min-lr", "3e-4"}, {"warmup-steps", "10"}, {"eval-every", "30"},
                {"eval-iters", "4"}, {"log-every", "10"}, {"dropout", "0"}}});
-    t.preset({"chorales-cpu", "4 layers, 128 wide, context 256, 1500 steps: about 2.5 minutes on 2 cores",
-              {{"n-layer", "4"}, {"n-head", "4"}, {"n-embd", "128"}, {"block-size", "256"}, {"batch-size", "16"},
-               {"steps", "1500"}, {"decay-steps", "1500"}, {"lr", "2e-3"}, {"min-lr", "2e-4"}, {"warmup-steps", "100"},
+    t.preset({"chorales-cpu", "4 layers, 128 wide, context 128, 1000 steps of 16: the demo's and benchmark's budget "
+              "(about 2.5 minutes on 2 cores)",
+              {{"n-layer", "4"}, {"n-head", "4"}, {"n-embd", "128"}, {"block-size", "128"}, {"batch-size", "16"},
+               {"steps", "1000"}, {"decay-steps", "1000"}, {"lr", "2e-3"}, {"min-lr", "2e-4"}, {"warmup-steps", "100"},
                {"eval-every", "250"}, {"eval-iters", "20"}, {"dropout", "0.1"}}});
     return t;
   }();

@@ -131,6 +131,17 @@ TEST_F(MusicCli, RenderRollEvalAndInfo) {
   EXPECT_NE(i.out.find("music GPT"), std::string::npos) << i.out;
 }
 
+TEST_F(MusicCli, TrainsOnTheBundledMidiSongsByDefault) {
+  const std::string out = g_tmp + "/openmsx";
+  auto r = ok({"train", "music", "--out", out, "--preset", "tiny", "--steps", "4", "--eval-every", "4", "--threads", "1"});
+  EXPECT_NE(r.err.find("used 31 file(s)"), std::string::npos) << r.err;
+  const auto cfg = nlohmann::json::parse(slurp(out + "/config.json"));
+  EXPECT_EQ(cfg["dataset"]["format"], "midi");
+  EXPECT_EQ(cfg["dataset"]["train_pieces"].get<int>() + cfg["dataset"]["valid_pieces"].get<int>(), 31);
+  EXPECT_GE(cfg["dataset"]["valid_pieces"].get<int>(), 1);
+  EXPECT_DOUBLE_EQ(cfg["dataset"]["augmentation"]["stretch"].get<double>(), 0.1);
+}
+
 TEST_F(MusicCli, BadInputFailsCleanly) {
   imagine::write_file_atomic(g_tmp + "/bad.mid", std::string("MThd\0\0\0\6\0\1\0\2", 12));
   expect_clean_failure({"continue", "music", "--model", model_, "--primer", g_tmp + "/bad.mid", "--out", g_tmp + "/c"}, 1);
