@@ -31,6 +31,8 @@ OptionTable& sampling(OptionTable& t) {
       .real("top-p", 0.95, 0.0, 1.0, "nucleus: smallest set with this probability (1 = off)")
       .real("min-p", 0.0, 0.0, 1.0, "drop events below min-p x p(most likely) (0 = off)")
       .integer("seed", -1, -1, 9.2e18, "random seed (-1 = random; the seed used is printed)")
+      .real("max-note-seconds", -1, -1, 3600,
+            "cut generated notes longer than this (-1 = the training data's 99th percentile; 0 = off)")
       .text("soundfont", "", "General MIDI soundfont for --wav (default: Debian's FluidR3_GM)", "FILE")
       .choice("checkpoint", "best", {"best", "latest"}, "which weights to use")
       .text("device", "auto", "auto, cpu or cuda[:N]", "DEV")
@@ -39,8 +41,14 @@ OptionTable& sampling(OptionTable& t) {
   return t;
 }
 
-MusicRequest request(const Options& o, uint64_t seed) {
+// The length cap the model's training data suggests: its 99th-percentile note length.
+double default_note_cap(const MusicModel& m) {
+  return m.config.value("dataset", nlohmann::json::object()).value("note_seconds_p99", 0.0);
+}
+
+MusicRequest request(const Options& o, const MusicModel& m, uint64_t seed) {
   MusicRequest r;
+  r.max_note_seconds = o.f("max-note-seconds") >= 0 ? o.f("max-note-seconds") : default_note_cap(m);
   r.seconds = o.f("seconds");
   r.max_tokens = o.i("max-tokens");
   r.sampling.temperature = o.f("temperature");
@@ -84,7 +92,7 @@ int generate_music_cmd(const Options& o) {
   if (o.s("out").empty()) throw UsageError("missing --out", "pass --out piece.mid");
   MusicModel m = load(o);
   const uint64_t seed = resolve_seed(o.i("seed"));
-  MusicResult r = generate_music(m, Song{}, request(o, seed));
+  MusicResult r = generate_music(m, Song{}, request(o, m, seed));
   write_midi(o.s("out"), r.song);
   std::printf("wrote %s (seed %llu): %s\n", o.s("out").c_str(), (unsigned long long)seed, describe(r).c_str());
   maybe_render(o, r.song, o.s("wav"));
@@ -126,7 +134,7 @@ int continue_music_cmd(const Options& o) {
   const double primer_end = primer.duration();
   const uint64_t seed = resolve_seed(o.i("seed"));
   make_dirs(o.s("out"));
-  MusicRequest req = request(o, seed);
+  MusicRequest req = request(o, m, seed);
   if (req.seconds > 0) req.seconds += primer_end;  // --seconds counts the new part
   for (int64_t i = 0; i < o.i("count"); i++) {
     req.seed = seed + static_cast<uint64_t>(i);
@@ -307,6 +315,7 @@ int eval_music(const Args& args) {
     std::vector<Song> made;
     MusicRequest req;
     req.seconds = o.f("seconds");
+    req.max_note_seconds = default_note_cap(m);
     for (int64_t i = 0; i < o.i("pieces"); i++) {
       req.seed = static_cast<uint64_t>(o.i("seed") + i);
       made.push_back(generate_music(m, Song{}, req).song);

@@ -113,6 +113,17 @@ MusicData load_music_data(const std::string& path, double valid_fraction) {
   return d;
 }
 
+double note_length_quantile(const std::vector<Song>& songs, double q) {
+  std::vector<double> lengths;
+  for (auto& s : songs)
+    for (auto& n : s.notes)
+      if (!n.drum) lengths.push_back(n.end - n.start);
+  if (lengths.empty()) return 0;
+  const size_t k = std::min(lengths.size() - 1, static_cast<size_t>(q * static_cast<double>(lengths.size())));
+  std::nth_element(lengths.begin(), lengths.begin() + static_cast<std::ptrdiff_t>(k), lengths.end());
+  return lengths[k];
+}
+
 std::vector<int64_t> encode_songs(const std::vector<Song>& songs, const EventVocab& vocab, const Augmentation* aug) {
   std::vector<int> shifts = {0};
   std::vector<double> factors = {1.0};

@@ -32,6 +32,9 @@ struct Augmentation {
   double stretch = 0.1;       // tempo factors 1 - stretch, 1, 1 + stretch (0 = off)
 };
 
+// The q-quantile (0..1) of the lengths of the pitched notes of `songs`, in seconds (0 if none).
+double note_length_quantile(const std::vector<Song>& songs, double q);
+
 // Token stream of `songs` (each BOS ... EOS), every augmented variant of every song when
 // `aug` is given. Variants that would push a pitch outside 0..127 are left out.
 std::vector<int64_t> encode_songs(const std::vector<Song>& songs, const EventVocab& vocab,

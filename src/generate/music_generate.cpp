@@ -1,9 +1,36 @@
 // See music_generate.h.
 #include "generate/music_generate.h"
 
+#include <algorithm>
 #include <chrono>
+#include <tuple>
 
 namespace imagine {
+
+// A MIDI channel holds one sounding copy of a key: a model may start a key that is already
+// sounding on the same instrument (or twice at once). As MIDI players do, the new note ends
+// the old one; exact duplicates collapse into one.
+static void resolve_restrikes(Song& song) {
+  std::stable_sort(song.notes.begin(), song.notes.end(), [](const Note& a, const Note& b) {
+    return std::tie(a.drum, a.program, a.pitch, a.start) < std::tie(b.drum, b.program, b.pitch, b.start);
+  });
+  std::vector<Note> kept;
+  for (const Note& n : song.notes) {
+    if (!kept.empty()) {
+      Note& prev = kept.back();
+      if (prev.drum == n.drum && prev.program == n.program && prev.pitch == n.pitch && n.start < prev.end) {
+        if (n.start <= prev.start) {
+          prev.end = std::max(prev.end, n.end);  // same onset: one note
+          continue;
+        }
+        prev.end = n.start;
+      }
+    }
+    kept.push_back(n);
+  }
+  song.notes = std::move(kept);
+  song.sort();
+}
 
 MusicResult generate_music(MusicModel& m, const Song& primer, const MusicRequest& req) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -46,6 +73,12 @@ MusicResult generate_music(MusicModel& m, const Song& primer, const MusicRequest
   std::vector<int> tokens(all.begin(), all.end());
   for (int64_t t : fresh) tokens.push_back(static_cast<int>(t));
   r.song = m.vocab.decode(tokens);
+  if (req.max_note_seconds > 0) {
+    const double primer_end = primer.duration();
+    for (Note& n : r.song.notes)
+      if (!n.drum && n.start >= primer_end && n.end - n.start > req.max_note_seconds) n.end = n.start + req.max_note_seconds;
+  }
+  resolve_restrikes(r.song);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
 }

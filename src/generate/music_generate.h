@@ -14,6 +14,10 @@ struct MusicRequest {
   int64_t max_tokens = 4096;    // and at most this many new events
   SamplingParams sampling;
   uint64_t seed = 0;
+  // Generated notes longer than this are cut to it (0 = off). A small model sometimes opens
+  // notes it never closes; the decoder would sustain them to the end of the piece. Default
+  // (from the CLI): the 99th percentile of note lengths in the training data.
+  double max_note_seconds = 0;
 };
 
 struct MusicResult {

@@ -132,6 +132,7 @@ MusicTrainResult train_music(const Options& given, const std::function<void(cons
                             {"skipped", skipped},
                             {"train_events", train_tokens.size()},
                             {"valid_events", val_tokens.size()},
+                            {"note_seconds_p99", note_length_quantile(data.train, 0.99)},
                             {"augmentation", {{"transpose", aug.transpose}, {"stretch", aug.stretch}}}};
 
   torch::manual_seed(result.seed);

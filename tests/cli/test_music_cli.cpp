@@ -85,6 +85,20 @@ TEST_F(MusicCli, GeneratedMidiReparsesAndRendersToAudibleWav) {
   EXPECT_GT(peak, 300);
 }
 
+TEST_F(MusicCli, GeneratedNotesAreCutToTheLengthCap) {
+  const auto cfg = nlohmann::json::parse(slurp(model_ + "/config.json"));
+  const double p99 = cfg["dataset"]["note_seconds_p99"].get<double>();
+  EXPECT_GT(p99, 0.1);  // chorale notes: a few 16ths up to whole notes
+  EXPECT_LT(p99, 10.0);
+  for (const std::string cap : {"0.5", "-1"}) {
+    const std::string mid = g_tmp + "/capped" + cap + ".mid";
+    ok({"generate", "music", "--model", model_, "--out", mid, "--seconds", "10", "--seed", "5", "--max-note-seconds", cap,
+        "--threads", "1", "--quiet"});
+    const double limit = cap == "-1" ? p99 : 0.5;
+    for (auto& n : imagine::read_midi(mid).notes) EXPECT_LE(n.end - n.start, limit + 0.01) << "cap " << cap;
+  }
+}
+
 TEST_F(MusicCli, ContinueKeepsThePrimerAndRecordsSeeds) {
   ok({"export", "music", "--data", kChorales, "--out", g_tmp + "/primers", "--count", "1", "--quiet"});
   const std::string primer = g_tmp + "/primers/test-0.mid";
