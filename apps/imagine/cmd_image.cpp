@@ -419,36 +419,16 @@ int export_images(const Options& o) {
   return 0;
 }
 
-using Runner = int (*)(const Options&);
-
-int run_verb(const std::string& verb, const Args& args, const OptionTable& table, Runner run) {
-  if (args.empty() || (args[0] != "image")) {
-    if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
-      std::printf("usage: %s   (see imagine %s image --help)\n", table.usage().c_str(), verb.c_str());
-      return 0;
-    }
-    throw UsageError(args.empty() ? "missing model family" : "unknown model family '" + args[0] + "' for " + verb,
-                     "usage: " + table.usage());
-  }
-  Options o = table.parse(Args(args.begin() + 1, args.end()));
-  if (o.help_requested) {
-    std::fputs(table.help_text().c_str(), stdout);
-    return 0;
-  }
-  if (!o.positional.empty()) throw UsageError("unexpected argument '" + o.positional[0] + "'", "usage: " + table.usage());
-  return run(o);
-}
-
 }  // namespace
 
-int generate_image(const Args& args) { return run_verb("generate", args, generate_table(), generate_image); }
-int vary(const Args& args) { return run_verb("vary", args, vary_table(), vary_image); }
-int blend(const Args& args) { return run_verb("blend", args, blend_table(), blend_image); }
-int interpolate(const Args& args) { return run_verb("interpolate", args, interpolate_table(), interpolate_image); }
-int reconstruct(const Args& args) { return run_verb("reconstruct", args, reconstruct_table(), reconstruct_image); }
+int generate_image(const Args& args) { return run_family_verb("image", "generate", args, generate_table(), generate_image); }
+int vary(const Args& args) { return run_family_verb("image", "vary", args, vary_table(), vary_image); }
+int blend(const Args& args) { return run_family_verb("image", "blend", args, blend_table(), blend_image); }
+int interpolate(const Args& args) { return run_family_verb("image", "interpolate", args, interpolate_table(), interpolate_image); }
+int reconstruct(const Args& args) { return run_family_verb("image", "reconstruct", args, reconstruct_table(), reconstruct_image); }
 int export_data(const Args& args) {
   if (!args.empty() && args[0] == "music") return export_music(args);
-  return run_verb("export", args, export_table(), export_images);
+  return run_family_verb("image", "export", args, export_table(), export_images);
 }
 
 }  // namespace imagine::cli

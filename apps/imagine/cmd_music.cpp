@@ -224,26 +224,6 @@ int export_cmd(const Options& o) {
   return 0;
 }
 
-int run_music_verb(const std::string& verb, const Args& args, const OptionTable& table, int (*run)(const Options&),
-                   bool positional) {
-  if (args.empty() || args[0] != "music") {
-    if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
-      std::printf("usage: %s\n", table.usage().c_str());
-      return 0;
-    }
-    throw UsageError(args.empty() ? "missing model family" : "unknown model family '" + args[0] + "' for " + verb,
-                     "usage: " + table.usage());
-  }
-  Options o = table.parse(Args(args.begin() + 1, args.end()));
-  if (o.help_requested) {
-    std::fputs(table.help_text().c_str(), stdout);
-    return 0;
-  }
-  if (!positional && !o.positional.empty())
-    throw UsageError("unexpected argument '" + o.positional[0] + "'", "usage: " + table.usage());
-  return run(o);
-}
-
 // ---- eval ----
 const OptionTable& eval_table() {
   static const OptionTable table = [] {
@@ -285,11 +265,11 @@ double loss_per_event(MusicModel& m, const std::vector<int64_t>& tokens) {
 
 }  // namespace
 
-int generate_music(const Args& args) { return run_music_verb("generate", args, generate_table(), generate_music_cmd, false); }
-int continue_music(const Args& args) { return run_music_verb("continue", args, continue_table(), continue_music_cmd, false); }
-int render(const Args& args) { return run_music_verb("render", args, render_table(), render_cmd, true); }
-int roll(const Args& args) { return run_music_verb("roll", args, roll_table(), roll_cmd, true); }
-int export_music(const Args& args) { return run_music_verb("export", args, export_table(), export_cmd, false); }
+int generate_music(const Args& args) { return run_family_verb("music", "generate", args, generate_table(), generate_music_cmd, false); }
+int continue_music(const Args& args) { return run_family_verb("music", "continue", args, continue_table(), continue_music_cmd, false); }
+int render(const Args& args) { return run_family_verb("music", "render", args, render_table(), render_cmd, true); }
+int roll(const Args& args) { return run_family_verb("music", "roll", args, roll_table(), roll_cmd, true); }
+int export_music(const Args& args) { return run_family_verb("music", "export", args, export_table(), export_cmd, false); }
 
 int eval_music(const Args& args) {
   Options o = eval_table().parse(args);

@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "core/options.h"
+
 namespace imagine::cli {
 
 using Args = std::vector<std::string>;
@@ -35,6 +37,11 @@ std::vector<std::pair<std::string, double>> parse_blend_inputs(const std::string
 
 // The family recorded in MODEL_DIR/config.json ("" when it cannot be read).
 std::string model_family(const std::string& dir);
+
+// Runs a `imagine <verb> <family> [options]` verb: checks the family word, parses the
+// verb's table, answers --help, refuses positional arguments unless `positional`.
+int run_family_verb(const std::string& family, const std::string& verb, const Args& args, const OptionTable& table,
+                    int (*run)(const Options&), bool positional = false);
 
 // Prints a line on stderr unless quiet (shared progress/log output of the verbs).
 void note(bool quiet, const std::string& line);

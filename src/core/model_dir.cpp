@@ -48,6 +48,14 @@ nlohmann::json read_model_config(const std::string& dir) {
   return j;
 }
 
+nlohmann::json read_model_config(const std::string& dir, const std::string& family, const std::string& noun) {
+  nlohmann::json j = read_model_config(dir);
+  const std::string found = j.value("family", "");
+  IMAGINE_CHECK(found == family, "use the command for that family (imagine generate text|image|music ...)", dir,
+                " holds a '", found, "' model, not ", noun);
+  return j;
+}
+
 void write_model_config(const std::string& dir, const nlohmann::json& config) {
   write_file_atomic(join_path(dir, "config.json"), config.dump(2) + "\n");
 }

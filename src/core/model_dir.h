@@ -22,6 +22,9 @@ bool path_exists(const std::string& path);
 
 // Reads and checks config.json: present, valid JSON, our format name, a version we read.
 nlohmann::json read_model_config(const std::string& model_dir);
+// read_model_config, and the model must be of `family` (`noun` names it in the error, e.g.
+// "a text model"); otherwise an error pointing at the right command.
+nlohmann::json read_model_config(const std::string& model_dir, const std::string& family, const std::string& noun);
 void write_model_config(const std::string& model_dir, const nlohmann::json& config);
 
 // The weights file of a model directory: which = "best" (model.safetensors) or "latest"

@@ -5,6 +5,8 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/safetensors.h"
+#include "nn/weights.h"
 
 namespace imagine {
 
@@ -88,6 +90,14 @@ int64_t GPTImpl::num_parameters(bool exclude_positions) const {
   for (auto& p : parameters()) n += p.numel();
   if (exclude_positions) n -= wpe->weight.numel();
   return n;
+}
+
+GPT load_gpt(const GPTConfig& config, const std::string& weights_path, torch::Device device) {
+  GPT gpt(config);
+  load_module_weights(*gpt, load_safetensors(weights_path).tensors, weights_path);
+  gpt->to(device);
+  gpt->eval();
+  return gpt;
 }
 
 }  // namespace imagine

@@ -53,4 +53,8 @@ struct GPTImpl : torch::nn::Module {
 };
 TORCH_MODULE(GPT);
 
+// A GPT with `config`, weights loaded (and checked) from a safetensors file, on `device`, in
+// evaluation mode: how every GPT family loads its model directory.
+GPT load_gpt(const GPTConfig& config, const std::string& weights_path, torch::Device device);
+
 }  // namespace imagine

@@ -23,10 +23,7 @@ ImageModel load_image_model(const std::string& dir, torch::Device device, const 
   ImageModel m;
   m.dir = dir;
   m.device = device;
-  m.config = read_model_config(dir);
-  const std::string family = m.config.value("family", "");
-  IMAGINE_CHECK(family == kImageFamily, "use the command for that family (e.g. `imagine generate text`)", dir,
-                " holds a '", family, "' model, not an image model");
+  m.config = read_model_config(dir, kImageFamily, "an image model");
   m.arch = ImageArch::from_json(json_field(m.config, "architecture", dir + "/config.json"));
   if (m.config.contains("classes") && m.config["classes"].is_array())
     for (auto& c : m.config["classes"]) m.classes.push_back(c.get<std::string>());

@@ -17,19 +17,13 @@ MusicModel load_music_model(const std::string& dir, torch::Device device, const 
   MusicModel m;
   m.dir = dir;
   m.device = device;
-  m.config = read_model_config(dir);
-  const std::string family = m.config.value("family", "");
-  IMAGINE_CHECK(family == kMusicFamily, "use the command for that family (e.g. `imagine generate text`)", dir,
-                " holds a '", family, "' model, not a music model");
+  m.config = read_model_config(dir, kMusicFamily, "a music model");
   GPTConfig arch = GPTConfig::from_json(json_field(m.config, "architecture", dir + "/config.json"));
   m.vocab = EventVocab::from_json(json_field(m.config, "events", dir + "/config.json"));
   IMAGINE_CHECK(m.vocab.size() == arch.vocab_size, "the model directory is damaged", "the event vocabulary has ",
                 m.vocab.size(), " tokens but the model expects ", arch.vocab_size);
   const std::string weights = weights_file(dir, which);
-  m.gpt = GPT(arch);
-  load_module_weights(*m.gpt, load_safetensors(weights).tensors, weights);
-  m.gpt->to(device);
-  m.gpt->eval();
+  m.gpt = load_gpt(arch, weights, device);
   return m;
 }
 

@@ -18,10 +18,7 @@ TextModel load_text_model(const std::string& dir, torch::Device device, const st
   TextModel m;
   m.dir = dir;
   m.device = device;
-  m.config = read_model_config(dir);
-  const std::string family = m.config.value("family", "");
-  IMAGINE_CHECK(family == kTextFamily, "use the command for that family (e.g. `imagine generate image`)", dir,
-                " holds a '", family, "' model, not a text model");
+  m.config = read_model_config(dir, kTextFamily, "a text model");
   GPTConfig arch = GPTConfig::from_json(json_field(m.config, "architecture", dir + "/config.json"));
   m.tokenizer = load_tokenizer(json_field(m.config, "tokenizer", dir + "/config.json"), dir);
   IMAGINE_CHECK(m.tokenizer->vocab_size() == arch.vocab_size, "the model directory is damaged",
@@ -30,10 +27,7 @@ TextModel load_text_model(const std::string& dir, torch::Device device, const st
   const auto& dataset = m.config.value("dataset", nlohmann::json::object());
   if (dataset.contains("start_text") && dataset["start_text"].is_string() && !dataset["start_text"].get<std::string>().empty())
     m.start_text = dataset["start_text"].get<std::string>();
-  m.gpt = GPT(arch);
-  load_module_weights(*m.gpt, load_safetensors(weights).tensors, weights);
-  m.gpt->to(device);
-  m.gpt->eval();
+  m.gpt = load_gpt(arch, weights, device);
   return m;
 }
 

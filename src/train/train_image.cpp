@@ -223,30 +223,19 @@ nlohmann::json dataset_record(const ImageData& d, const FeatureNetInfo& fi) {
 }  // namespace
 
 ImageTrainResult train_image(const Options& given, const std::function<void(const std::string&)>& log) {
-  IMAGINE_CHECK(!given.s("out").empty(), "pass --out DIR for the model directory", "missing --out");
-  const std::string out = given.s("out");
-  const bool resume = given.b("resume");
-  Options o = given;
-  nlohmann::json previous;
-  if (resume) {
-    previous = read_model_config(out);
-    o = resume_options(given, previous,
-                       {"model", "size", "channels", "conditional", "latent-dim", "width", "likelihood",
-                        "spectral-norm", "d-norm", "loss"});
-  } else {
-    IMAGINE_CHECK(!path_exists(join_path(out, "config.json")),
-                  "pass --resume to continue it, or choose another --out (delete the folder to start over)", out,
-                  " already holds a model; refusing to overwrite it");
-  }
+  const RunSetup run = start_run(given, {"model", "size", "channels", "conditional", "latent-dim", "width", "likelihood",
+                                "spectral-norm", "d-norm", "loss"});
+  const Options& o = run.options;
+  const std::string& out = run.out;
+  const bool resume = run.resume;
+  const nlohmann::json& previous = run.previous;
+  const int threads = run.threads;
+  const torch::Device device = run.device;
   ImageTrainResult result;
   result.out_dir = out;
+  result.seed = run.seed;
   result.family = o.s("model");
   const bool gan = result.family == "gan";
-  const int threads = set_threads(static_cast<int>(o.i("threads")));
-  const torch::Device device = resolve_device(o.s("device"));
-  int64_t seed_opt = o.i("seed");
-  if (resume) seed_opt = previous["training"].value("seed", int64_t{0});
-  result.seed = resolve_seed(seed_opt);
 
   // Data
   ImageDataOptions dopt;
@@ -353,13 +342,7 @@ ImageTrainResult train_image(const Options& given, const std::function<void(cons
   if (!gan) config["vae"] = {{"beta", s.beta}};
   if (!gan) config.erase("gan");
   ImageTask task(m, data, fs, s, config);
-  nlohmann::json run_info = {{"device", device.str()}, {"threads", threads}, {"options", o.to_json()}};
-  Trainer trainer(task, recipe, out, result.seed, run_info, o.b("quiet"));
-  if (resume) {
-    trainer.resume();
-    log(str("resuming ", out, " from its latest checkpoint"));
-  }
-  result.outcome = trainer.run();
+  result.outcome = run_trainer(task, recipe, run, log);
   return result;
 }
 

@@ -81,30 +81,17 @@ const OptionTable& text_train_table() {
 
 
 TextTrainResult train_text(const Options& given, const std::function<void(const std::string&)>& log) {
-  IMAGINE_CHECK(!given.s("out").empty(), "pass --out DIR for the model directory", "missing --out");
-  const std::string out = given.s("out");
-  const bool resume = given.b("resume");
-  Options o = given;
-  nlohmann::json previous;
-  if (resume) {
-    // The run continues with the options it was started with (see resume_options).
-    previous = read_model_config(out);
-    o = resume_options(given, previous,
-                       {"n-layer", "n-head", "n-embd", "block-size", "tokenizer", "vocab-size", "bias"});
-  } else {
-    IMAGINE_CHECK(!path_exists(join_path(out, "config.json")),
-                  "pass --resume to continue it, or choose another --out (delete the folder to start over)",
-                  out, " already holds a model; refusing to overwrite it");
-  }
-
+  const RunSetup run = start_run(given, {"n-layer", "n-head", "n-embd", "block-size", "tokenizer", "vocab-size", "bias"});
+  const Options& o = run.options;
+  const std::string& out = run.out;
+  const bool resume = run.resume;
+  const nlohmann::json& previous = run.previous;
+  const int threads = run.threads;
+  const torch::Device device = run.device;
   IMAGINE_CHECK(!o.s("data").empty(), "pass --data PATH (a text file or folder)", "missing --data");
   TextTrainResult result;
   result.out_dir = out;
-  const int threads = set_threads(static_cast<int>(o.i("threads")));
-  const torch::Device device = resolve_device(o.s("device"));
-  int64_t seed_opt = o.i("seed");
-  if (resume) seed_opt = previous["training"].value("seed", int64_t{0});  // the recorded seed, even if it was -1
-  result.seed = resolve_seed(seed_opt);
+  result.seed = run.seed;
 
   // Data
   TextCorpus corpus = load_text_corpus(o.s("data"));
@@ -205,13 +192,7 @@ TextTrainResult train_text(const Options& given, const std::function<void(const 
   TokenStreamTask task(model.gpt, TokenDataset(train_tokens, device), TokenDataset(val_tokens, device),
                        recipe.batch_size, result.seed, text_model_config(arch, tokenizer_entry, dataset), bits_per_byte,
                        sample);
-  nlohmann::json run_info = {{"device", device.str()}, {"threads", threads}, {"options", o.to_json()}};
-  Trainer trainer(task, recipe, out, result.seed, run_info, o.b("quiet"));
-  if (resume) {
-    trainer.resume();
-    log(str("resuming ", out, " from its latest checkpoint"));
-  }
-  result.outcome = trainer.run();
+  result.outcome = run_trainer(task, recipe, run, log);
   return result;
 }
 

@@ -398,6 +398,40 @@ Options resume_options(const Options& given, const nlohmann::json& previous, con
   return o;
 }
 
+RunSetup start_run(const Options& given, const std::vector<std::string>& arch_keys) {
+  IMAGINE_CHECK(!given.s("out").empty(), "pass --out DIR for the model directory", "missing --out");
+  RunSetup s;
+  s.options = given;
+  s.out = given.s("out");
+  s.resume = given.b("resume");
+  if (s.resume) {
+    s.previous = read_model_config(s.out);
+    s.options = resume_options(given, s.previous, arch_keys);
+  } else {
+    IMAGINE_CHECK(!path_exists(join_path(s.out, "config.json")),
+                  "pass --resume to continue it, or choose another --out (delete the folder to start over)", s.out,
+                  " already holds a model; refusing to overwrite it");
+  }
+  s.threads = set_threads(static_cast<int>(s.options.i("threads")));
+  s.device = resolve_device(s.options.s("device"));
+  int64_t seed = s.options.i("seed");
+  if (s.resume) seed = s.previous["training"].value("seed", int64_t{0});  // the recorded seed, even if it was -1
+  s.seed = resolve_seed(seed);
+  return s;
+}
+
+TrainOutcome run_trainer(TrainTask& task, const TrainRecipe& recipe, const RunSetup& setup,
+                         const std::function<void(const std::string&)>& log) {
+  const nlohmann::json run_info = {
+      {"device", setup.device.str()}, {"threads", setup.threads}, {"options", setup.options.to_json()}};
+  Trainer trainer(task, recipe, setup.out, setup.seed, run_info, setup.options.b("quiet"));
+  if (setup.resume) {
+    trainer.resume();
+    log(str("resuming ", setup.out, " from its latest checkpoint"));
+  }
+  return trainer.run();
+}
+
 TrainRecipe recipe_from_options(const Options& o) {
   TrainRecipe r;
   auto has = [&](const char* k) { return o.table && o.table->find(k) != nullptr; };

@@ -118,6 +118,26 @@ class Trainer {
 // architecture (`arch_keys`: an error if they differ).
 Options resume_options(const Options& given, const nlohmann::json& previous, const std::vector<std::string>& arch_keys);
 
+// What every `imagine train <family>` does before and around its own pipeline.
+struct RunSetup {
+  Options options;                     // effective options (recorded ones restored on --resume)
+  nlohmann::json previous;             // config.json of the run being resumed; null otherwise
+  std::string out;                     // the model directory
+  bool resume = false;
+  int threads = 0;
+  torch::Device device = torch::kCPU;
+  uint64_t seed = 0;                   // the seed in effect (the recorded one on --resume)
+};
+
+// Checks --out, refuses to overwrite an existing model unless --resume (which restores the
+// recorded options, see resume_options, and the recorded seed), sets threads, device, seed.
+RunSetup start_run(const Options& given, const std::vector<std::string>& arch_keys);
+
+// Trains `task` with the recipe, continuing from the checkpoint when setup.resume; the run
+// record (device, threads, options) goes into config.json.
+TrainOutcome run_trainer(TrainTask& task, const TrainRecipe& recipe, const RunSetup& setup,
+                         const std::function<void(const std::string&)>& log);
+
 // The recipe from the options every training table shares (steps, batch-size, grad-accum,
 // lr, min-lr, warmup-steps, decay-steps, beta1, beta2, weight-decay, grad-clip, eval-every,
 // eval-iters, log-every, stop-at-loss); keys a table lacks keep the recipe defaults.
