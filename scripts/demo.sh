@@ -5,6 +5,9 @@
 #      an interpolation strip and variations of a test image;
 #   3. a music GPT on the JSB chorales -> a generated piece as .mid, .wav and piano-roll .png,
 #      and continuations of a test chorale.
+# Every part ends with `imagine detect` on a generated file and on a real one, and
+# `imagine verify` on a signed output (a demo signing key in $OUT/keys; the watermark key is
+# the user's, created on first use in ~/.config/imagine).
 # DEMO_ONLY=text|images|music runs one part.
 set -euo pipefail
 BIN=${1:-build/imagine}
@@ -15,6 +18,17 @@ IMAGE_STEPS=${DEMO_IMAGE_STEPS:-5000}
 ONLY=${DEMO_ONLY:-}
 
 mkdir -p "$OUT"
+KEYS="$OUT/keys"
+[ -f "$KEYS/signing.key" ] || "$BIN" keygen --out "$KEYS" > /dev/null
+SIGN=(--sign-key "$KEYS/signing.key")
+check() {  # check GENERATED REAL [detect options]
+  local gen=$1 real=$2
+  shift 2
+  echo
+  echo "== watermark and provenance"
+  "$BIN" detect "$gen" "$real" "$@"
+  "$BIN" verify "$gen" --trusted-keys "$KEYS/signing.pub"
+}
 
 if [ -z "$ONLY" ] || [ "$ONLY" = text ]; then
   MODEL="$OUT/fortunes-gpt"
@@ -28,7 +42,8 @@ if [ -z "$ONLY" ] || [ "$ONLY" = text ]; then
   echo
   echo "== three generated fortunes (seeds 1-3)"
   "$BIN" generate text --model "$MODEL" --count 3 --seed 1 --max-tokens 300 --stop '\n%' \
-    --out "$OUT/fortunes.txt" --quiet
+    --out "$OUT/fortunes.txt" --quiet "${SIGN[@]}"
+  check "$OUT/fortunes.txt" /usr/share/games/fortunes/fortunes
   echo
   echo "== model summary"
   "$BIN" info "$MODEL"
@@ -60,6 +75,8 @@ if [ -z "$ONLY" ] || [ "$ONLY" = images ]; then
     --seed 1 --out "$IMG/vae-variations.png" --upscale 3 --quiet
   "$BIN" interpolate image --model "$VAE" --from "$IMG/test-images/test-0-Ankle_boot.png" \
     --to "$IMG/test-images/test-1-Pullover.png" --steps 10 --out "$IMG/vae-boot-to-pullover.png" --upscale 3 --quiet
+  "$BIN" generate image --model "$GAN" --count 1 --seed 5 --out "$IMG/gan-seed5.png" --quiet "${SIGN[@]}"
+  check "$IMG/gan-seed5.png" "$IMG/test-images/test-2-Trouser.png"
   echo
   echo "== sample quality (FID-style, own Fashion-MNIST classifier's features; lower is better)"
   "$BIN" eval "$GAN" --samples 2000 --no-nearest --quiet
@@ -80,11 +97,15 @@ if [ -z "$ONLY" ] || [ "$ONLY" = music ]; then
   "$BIN" train music --data "$CHORALES" --out "$MUS/chorales-gpt" --preset chorales-cpu --log-every 100
   echo
   echo "== a new chorale-like piece (seed 1) and two continuations of a test chorale's first 8 s"
-  "$BIN" generate music --model "$MUS/chorales-gpt" --out "$MUS/piece.mid" --wav "$MUS/piece.wav" --seconds 30 --seed 1 --quiet
+  "$BIN" generate music --model "$MUS/chorales-gpt" --out "$MUS/piece.mid" --wav "$MUS/piece.wav" --seconds 30 --seed 1 \
+    --quiet "${SIGN[@]}"
   "$BIN" roll music "$MUS/piece.mid" --png "$MUS/piece-roll.png"
   "$BIN" export music --data "$CHORALES" --out "$MUS/test-chorales" --count 1 --quiet > /dev/null
   "$BIN" continue music --model "$MUS/chorales-gpt" --primer "$MUS/test-chorales/test-0.mid" --primer-seconds 8 \
     --count 2 --seconds 16 --seed 1 --out "$MUS/continuations" --wav --quiet
+  echo
+  check "$MUS/piece.mid" "$MUS/test-chorales/test-0.mid"
+  "$BIN" verify "$MUS/piece.wav" --trusted-keys "$KEYS/signing.pub"
   echo
   echo "== evaluation (loss per event on the test split; statistics of 8 generated pieces)"
   "$BIN" eval "$MUS/chorales-gpt" --pieces 8 --seconds 20 --quiet

@@ -15,6 +15,9 @@ PACKAGES=(
   python3-torch             # PyTorch reference models for bench/
   fortunes                  # default text corpus for the demo
   dataset-fashion-mnist     # default image data set
+  libsodium-dev             # Ed25519 signatures on provenance manifests
+  libimage-exiftool-perl    # tests: exiftool reads the XMP DigitalSourceType of generated PNGs
+  python3-mido              # tests: a second MIDI parser reads files carrying manifests
 )
 
 missing=()

@@ -35,7 +35,7 @@ static const OptionTable& generate_text_table() {
         .text("device", "auto", "auto, cpu or cuda[:N]", "DEV")
         .integer("threads", 0, 0, 1024, "CPU threads (0 = all cores)")
         .flag("quiet", false, "only the generated text (no seed/speed lines)");
-    return t;
+    return output_options(t, true);
   }();
   return table;
 }
@@ -78,6 +78,7 @@ int generate(const Args& args) {
   const bool quiet = o.b("quiet");
 
   set_threads(static_cast<int>(o.i("threads")));
+  const OutputWriter writer(output_policy(o));
   TextModel model = load_text_model(o.s("model"), resolve_device(o.s("device")), o.s("checkpoint"));
   TextRequest req;
   req.prompt = o.given("prompt-file") ? read_file(o.s("prompt-file")) : o.s("prompt");
@@ -91,6 +92,8 @@ int generate(const Args& args) {
   req.sampling.repeat_last_n = o.i("repeat-last-n");
   req.kv_cache = o.b("kv-cache");
   const uint64_t seed = resolve_seed(o.i("seed"));
+  if (const TokenWatermark* wm = writer.token_watermark())
+    req.logit_hook = [wm](std::vector<float>& logits, const std::vector<int64_t>& t) { wm->bias(logits, t); };
 
   std::string all;
   const int64_t count = o.i("count");
@@ -121,8 +124,20 @@ int generate(const Args& args) {
     if (interrupt_requested()) break;
   }
   if (!o.s("out").empty()) {
-    write_file_atomic(o.s("out"), all + "\n");
-    note(quiet, "wrote " + o.s("out"));
+    GenerationRecord rec;
+    rec.kind = "text";
+    rec.verb = "generate";
+    rec.model = model_record(o.s("model"), o.s("checkpoint"));
+    rec.settings = {{"seed", seed},
+                    {"count", count},
+                    {"max_tokens", req.max_tokens},
+                    {"sampling", req.sampling.to_json()},
+                    {"stop", req.stop},
+                    {"tokenizer", model.tokenizer->kind()},
+                    {"kv_cache", req.kv_cache}};
+    rec.prompt = req.prompt;
+    writer.write_text(o.s("out"), all + "\n", rec);
+    note(quiet, "wrote " + o.s("out") + (o.s("provenance") == "none" ? "" : " and " + o.s("out") + ".provenance.json"));
   }
   return 0;
 }

@@ -31,7 +31,7 @@ OptionTable& common(OptionTable& t) {
       .text("device", "auto", "auto, cpu or cuda[:N]", "DEV")
       .integer("threads", 0, 0, 1024, "CPU threads (0 = all cores)")
       .flag("quiet", false, "no progress lines on stderr");
-  return t;
+  return output_options(t, false);
 }
 
 // Verbs that take input images also search a GAN's latent space for them.
@@ -50,13 +50,17 @@ struct Loaded {
   ImageModel model;
   uint64_t seed = 0;
   torch::Tensor labels_one;  // [1] label for --class, or undefined
+  std::unique_ptr<OutputWriter> writer;  // every PNG leaves through it
+  ModelRecord record;
 };
 
 Loaded load(const Options& o) {
   if (o.s("model").empty()) throw UsageError("missing --model", "pass --model MODEL_DIR (see imagine train image)");
   set_threads(static_cast<int>(o.i("threads")));
   Loaded l;
+  l.writer = std::make_unique<OutputWriter>(output_policy(o));
   l.model = load_image_model(o.s("model"), resolve_device(o.s("device")), o.s("checkpoint"));
+  l.record = model_record(o.s("model"), o.s("checkpoint"));
   l.seed = resolve_seed(o.i("seed"));
   if (!o.s("class").empty()) l.labels_one = torch::tensor({l.model.class_index(o.s("class"))}, torch::kInt64);
   return l;
@@ -86,12 +90,29 @@ Image to_image(const Options& o, const torch::Tensor& chw) {
   return k > 1 ? resize_exact(img, img.width * k, img.height * k) : img;
 }
 
-PngText provenance(const Loaded& l, const std::string& what, const std::string& detail) {
-  return {{"Software", "imagine"},
-          {"imagine:model", l.model.dir},
-          {"imagine:family", l.model.arch.family},
-          {"imagine:command", what},
-          {"imagine:detail", detail}};
+// What the manifest records: the verb, the model, and its settings (`detail` in words).
+struct Made {
+  std::string verb;
+  nlohmann::json settings;
+};
+
+Made provenance(const Loaded& l, const std::string& what, const std::string& detail) {
+  return {what, {{"detail", detail}}};
+}
+
+// Every image verb writes through here: watermark, manifest, signature, atomic write.
+void write_output(const Options& o, const Loaded& l, const std::string& path, const Image& img, Made made) {
+  GenerationRecord rec;
+  rec.kind = "image";
+  rec.verb = made.verb;
+  rec.model = l.record;
+  rec.settings = made.settings;
+  rec.settings["upscale"] = o.i("upscale");
+  if (!o.s("class").empty()) rec.settings["class"] = o.s("class");
+  std::vector<std::pair<std::string, std::string>> params = {{"Verb", made.verb}, {"Seed", std::to_string(l.seed)}};
+  if (made.settings.contains("seed")) params[1].second = made.settings["seed"].dump();
+  params.push_back({"Detail", made.settings.value("detail", "")});
+  l.writer->write_image(path, img, rec, params);
 }
 
 torch::Tensor read_input(const Loaded& l, const std::string& path) {
@@ -110,9 +131,9 @@ std::string seeded_path(const std::string& out, const std::string& prefix, uint6
   return join_path(out, prefix + "-s" + std::to_string(seed) + ".png");
 }
 
-void write_grid(const Options& o, const std::string& path, const std::vector<Image>& tiles, const PngText& text,
+void write_grid(const Options& o, const Loaded& l, const std::string& path, const std::vector<Image>& tiles, Made made,
                 int columns = 0) {
-  write_png(path, make_grid(tiles, columns), text);
+  write_output(o, l, path, make_grid(tiles, columns), std::move(made));
 }
 
 // ---- generate ----
@@ -151,17 +172,20 @@ int generate_image(const Options& o) {
                                  o.s("class").empty() ? "" : ", class " + o.s("class"));
   if (grid) {
     if (!ends_with_png(o.s("out"))) throw UsageError("--grid needs a .png file name", "pass --out grid.png");
-    PngText text = provenance(l, "generate", detail);
-    text.push_back({"imagine:seed", std::to_string(l.seed)});
-    write_grid(o, o.s("out"), images, text, static_cast<int>(o.i("columns")));
+    Made made = provenance(l, "generate", detail);
+    made.settings["seed"] = l.seed;
+    made.settings["count"] = n;
+    made.settings["truncation"] = trunc;
+    write_grid(o, l, o.s("out"), images, made, static_cast<int>(o.i("columns")));
     std::printf("wrote %s (%lld images, %s)\n", o.s("out").c_str(), (long long)n, detail.c_str());
   } else {
     for (int64_t i = 0; i < n; i++) {
       const uint64_t s = l.seed + i;
       const std::string path = n == 1 && ends_with_png(o.s("out")) ? o.s("out") : seeded_path(o.s("out"), "sample", s);
-      PngText text = provenance(l, "generate", str("seed ", s));
-      text.push_back({"imagine:seed", std::to_string(s)});
-      write_png(path, images[i], text);
+      Made made = provenance(l, "generate", str("seed ", s));
+      made.settings["seed"] = s;
+      made.settings["truncation"] = trunc;
+      write_output(o, l, path, images[i], made);
       std::printf("wrote %s (seed %llu)\n", path.c_str(), (unsigned long long)s);
     }
   }
@@ -204,15 +228,15 @@ int vary_image(const Options& o) {
   if (ends_with_png(o.s("out"))) {
     std::vector<Image> tiles = {to_image(o, x[0]), to_image(o, recon[0])};
     for (int64_t i = 0; i < n; i++) tiles.push_back(to_image(o, imgs[i]));
-    write_grid(o, o.s("out"), tiles, provenance(l, "vary", detail));
+    write_grid(o, l, o.s("out"), tiles, provenance(l, "vary", detail));
     std::printf("wrote %s (input, reconstruction, %lld variations; %s)\n", o.s("out").c_str(), (long long)n,
                 detail.c_str());
   } else {
     make_dirs(o.s("out"));
-    write_png(join_path(o.s("out"), "reconstruction.png"), to_image(o, recon[0]), provenance(l, "vary", detail));
+    write_output(o, l, join_path(o.s("out"), "reconstruction.png"), to_image(o, recon[0]), provenance(l, "vary", detail));
     for (int64_t i = 0; i < n; i++) {
       const std::string path = seeded_path(o.s("out"), "variation", l.seed + i);
-      write_png(path, to_image(o, imgs[i]), provenance(l, "vary", str("seed ", l.seed + i, ", strength ", s)));
+      write_output(o, l, path, to_image(o, imgs[i]), provenance(l, "vary", str("seed ", l.seed + i, ", strength ", s)));
     }
     std::printf("wrote %s/reconstruction.png and %lld variations (%s)\n", o.s("out").c_str(), (long long)n,
                 detail.c_str());
@@ -285,7 +309,7 @@ int blend_image(const Options& o) {
     detail += str(detail.empty() ? "" : ", ", inputs[i].first, ":", inputs[i].second);
   }
   auto img = l.model.decode(z.unsqueeze(0), y.defined() ? y.slice(0, 0, 1) : y);
-  write_png(o.s("out"), to_image(o, img[0]), provenance(l, "blend", detail));
+  write_output(o, l, o.s("out"), to_image(o, img[0]), provenance(l, "blend", detail));
   std::printf("wrote %s (blend of %s; reconstruction mse of the inputs %.6f)\n", o.s("out").c_str(), detail.c_str(),
               enc.mse);
   return 0;
@@ -340,9 +364,9 @@ int interpolate_image(const Options& o) {
     tiles.push_back(to_image(o, imgs[i]));
     char name[32];
     std::snprintf(name, sizeof name, "frame-%04lld.png", static_cast<long long>(i));
-    write_png(join_path(frames, name), tiles.back(), provenance(l, "interpolate", str(detail, ", frame ", i)));
+    write_output(o, l, join_path(frames, name), tiles.back(), provenance(l, "interpolate", str(detail, ", frame ", i)));
   }
-  write_grid(o, o.s("out"), tiles, provenance(l, "interpolate", detail), static_cast<int>(k));
+  write_grid(o, l, o.s("out"), tiles, provenance(l, "interpolate", detail), static_cast<int>(k));
   std::printf("wrote %s and %lld frames in %s\n", o.s("out").c_str(), (long long)k, frames.c_str());
   return 0;
 }
@@ -367,7 +391,7 @@ int reconstruct_image(const Options& o) {
   auto y = input_labels(l, 1);
   Encoded enc = encode_images(l.model, x, y, o.i("search-steps"), l.seed, [&](const std::string& s) { say(o, s); });
   auto r = l.model.decode(enc.z, y);
-  write_png(o.s("out"), to_image(o, r[0]), provenance(l, "reconstruct", str("input ", o.s("input"), ", mse ", enc.mse)));
+  write_output(o, l, o.s("out"), to_image(o, r[0]), provenance(l, "reconstruct", str("input ", o.s("input"), ", mse ", enc.mse)));
   std::printf("wrote %s: mse %.6f, psnr %.2f dB\n", o.s("out").c_str(), enc.mse, enc.psnr);
   return 0;
 }

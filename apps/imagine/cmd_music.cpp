@@ -15,6 +15,8 @@
 #include "models/music_model.h"
 #include "music/midi.h"
 #include "music/render.h"
+#include "provenance/carriers.h"
+#include "provenance/output.h"
 
 namespace fs = std::filesystem;
 
@@ -38,7 +40,7 @@ OptionTable& sampling(OptionTable& t) {
       .text("device", "auto", "auto, cpu or cuda[:N]", "DEV")
       .integer("threads", 0, 0, 1024, "CPU threads (0 = all cores)")
       .flag("quiet", false, "no progress lines on stderr");
-  return t;
+  return output_options(t, true);
 }
 
 // The length cap the model's training data suggests: its 99th-percentile note length.
@@ -66,14 +68,34 @@ MusicModel load(const Options& o) {
   return load_music_model(o.s("model"), resolve_device(o.s("device")), o.s("checkpoint"));
 }
 
+// A generated piece's record; the event vocabulary goes with it so `imagine detect` can
+// re-encode the MIDI file without the model.
+GenerationRecord music_record(const Options& o, const MusicModel& m, const MusicRequest& req, const std::string& verb) {
+  GenerationRecord rec;
+  rec.kind = "music";
+  rec.verb = verb;
+  rec.model = model_record(o.s("model"), o.s("checkpoint"));
+  rec.settings = {{"seed", req.seed},          {"seconds", req.seconds},
+                  {"max_tokens", req.max_tokens}, {"sampling", req.sampling.to_json()},
+                  {"max_note_seconds", req.max_note_seconds}, {"events", m.vocab.to_json()}};
+  return rec;
+}
+
+void hook_watermark(const OutputWriter& w, MusicRequest& req) {
+  if (const TokenWatermark* wm = w.token_watermark())
+    req.logit_hook = [wm](std::vector<float>& logits, const std::vector<int64_t>& t) { wm->bias(logits, t); };
+}
+
 std::string describe(const MusicResult& r) {
   return str(r.song.notes.size(), " notes, ", static_cast<int>(r.song.duration() * 10) / 10.0, " s, ", r.tokens,
              " events (", r.stop_reason, "), ", static_cast<int>(r.tokens / std::max(r.seconds, 1e-9)), " events/s");
 }
 
-void maybe_render(const Options& o, const Song& song, const std::string& wav) {
+void maybe_render(const Options& o, const OutputWriter& w, GenerationRecord rec, const Song& song, const std::string& wav) {
   if (wav.empty()) return;
-  auto rr = render_wav(song, wav, o.s("soundfont"));
+  rec.kind = "audio";
+  rec.verb = "render";
+  auto rr = w.write_wav(wav, song, rec, o.s("soundfont"));
   note(o.b("quiet"), str("rendered ", wav, ": ", rr.seconds, " s of audio in ", rr.render_seconds, " s"));
 }
 
@@ -90,12 +112,16 @@ const OptionTable& generate_table() {
 
 int generate_music_cmd(const Options& o) {
   if (o.s("out").empty()) throw UsageError("missing --out", "pass --out piece.mid");
+  const OutputWriter writer(output_policy(o));
   MusicModel m = load(o);
   const uint64_t seed = resolve_seed(o.i("seed"));
-  MusicResult r = generate_music(m, Song{}, request(o, m, seed));
-  write_midi(o.s("out"), r.song);
+  MusicRequest req = request(o, m, seed);
+  hook_watermark(writer, req);
+  MusicResult r = generate_music(m, Song{}, req);
+  const GenerationRecord rec = music_record(o, m, req, "generate");
+  writer.write_midi(o.s("out"), r.song, rec);
   std::printf("wrote %s (seed %llu): %s\n", o.s("out").c_str(), (unsigned long long)seed, describe(r).c_str());
-  maybe_render(o, r.song, o.s("wav"));
+  maybe_render(o, writer, rec, r.song, o.s("wav"));
   return 0;
 }
 
@@ -117,6 +143,7 @@ const OptionTable& continue_table() {
 int continue_music_cmd(const Options& o) {
   if (o.s("primer").empty()) throw UsageError("missing --primer", "pass --primer phrase.mid");
   if (o.s("out").empty()) throw UsageError("missing --out", "pass --out DIR");
+  const OutputWriter writer(output_policy(o));
   MusicModel m = load(o);
   Song primer = read_midi(o.s("primer"));
   if (o.f("primer-seconds") > 0) {
@@ -135,15 +162,19 @@ int continue_music_cmd(const Options& o) {
   const uint64_t seed = resolve_seed(o.i("seed"));
   make_dirs(o.s("out"));
   MusicRequest req = request(o, m, seed);
+  hook_watermark(writer, req);
   if (req.seconds > 0) req.seconds += primer_end;  // --seconds counts the new part
   for (int64_t i = 0; i < o.i("count"); i++) {
     req.seed = seed + static_cast<uint64_t>(i);
     MusicResult r = generate_music(m, primer, req);
     const std::string path = join_path(o.s("out"), str("continuation-s", req.seed, ".mid"));
-    write_midi(path, r.song);
+    GenerationRecord rec = music_record(o, m, req, "continue");
+    rec.settings["primer"] = o.s("primer");
+    rec.settings["primer_seconds"] = primer_end;
+    writer.write_midi(path, r.song, rec);
     std::printf("wrote %s (seed %llu): primer %.1f s + %s\n", path.c_str(), (unsigned long long)req.seed, primer_end,
                 describe(r).c_str());
-    if (o.b("wav")) maybe_render(o, r.song, path.substr(0, path.size() - 4) + ".wav");
+    if (o.b("wav")) maybe_render(o, writer, rec, r.song, path.substr(0, path.size() - 4) + ".wav");
   }
   return 0;
 }
@@ -165,7 +196,28 @@ int render_cmd(const Options& o) {
   if (o.positional.size() != 1) throw UsageError("expected one INPUT.mid", "usage: " + render_table().usage());
   if (o.s("wav").empty()) throw UsageError("missing --wav", "pass --wav out.wav");
   Song s = read_midi(o.positional[0]);
-  auto r = render_wav(s, o.s("wav"), o.s("soundfont"));
+  // A WAV made from a generated piece carries that piece's provenance; any other MIDI file
+  // renders to a plain WAV (not generated content).
+  const EmbeddedProvenance src = read_provenance(o.positional[0]);
+  RenderResult r;
+  if (src.present) {
+    OutputPolicy policy;
+    policy.watermark = false;  // no audio-domain mark; the MIDI's token mark is recorded in `source`
+    const OutputWriter writer(policy);
+    GenerationRecord rec;
+    rec.kind = "audio";
+    rec.verb = "render";
+    rec.source = src.manifest;
+    if (src.manifest.contains("model")) {
+      rec.model.id = src.manifest["model"].value("id", "");
+      rec.model.name = src.manifest["model"].value("name", "");
+      rec.model.family = src.manifest["model"].value("family", "");
+    }
+    rec.settings = {{"input", o.positional[0]}, {"soundfont", o.s("soundfont").empty() ? default_soundfont() : o.s("soundfont")}};
+    r = writer.write_wav(o.s("wav"), s, rec, o.s("soundfont"));
+  } else {
+    r = render_wav(s, o.s("wav"), o.s("soundfont"));
+  }
   std::printf("wrote %s: %.1f s of audio in %.2f s (%.0fx real time), peak %.2f\n", o.s("wav").c_str(), r.seconds,
               r.render_seconds, r.seconds / std::max(r.render_seconds, 1e-9), r.peak);
   return 0;

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/options.h"
+#include "provenance/output.h"
 
 namespace imagine::cli {
 
@@ -22,6 +23,10 @@ int export_data(const Args& args);  // imagine export image ...
 int continue_music(const Args& args);  // imagine continue music ...
 int render(const Args& args);          // imagine render music IN.mid --wav OUT.wav
 int roll(const Args& args);            // imagine roll music IN.mid --png ROLL.png
+int detect(const Args& args);          // imagine detect FILE... [--json]
+int verify(const Args& args);          // imagine verify FILE... [--trusted-keys F] [--json]
+int keygen(const Args& args);          // imagine keygen [--out DIR]
+int audit(const Args& args);           // imagine audit --model DIR FILE... | --generate N
 
 // The music halves of generate / eval (cmd_music.cpp).
 int generate_music(const Args& args);  // args start with "music"
@@ -42,6 +47,11 @@ std::string model_family(const std::string& dir);
 // verb's table, answers --help, refuses positional arguments unless `positional`.
 int run_family_verb(const std::string& family, const std::string& verb, const Args& args, const OptionTable& table,
                     int (*run)(const Options&), bool positional = false);
+
+// The options of every verb that writes generated content (watermark, provenance level,
+// keys; `tokens`: the token watermark's parameters too), and the policy they give.
+OptionTable& output_options(OptionTable& t, bool tokens);
+OutputPolicy output_policy(const Options& o);
 
 // Prints a line on stderr unless quiet (shared progress/log output of the verbs).
 void note(bool quiet, const std::string& line);

@@ -29,6 +29,10 @@ const char* kUsage =
     "  imagine continue music --model MODEL_DIR --primer phrase.mid [--primer-seconds S] --count N --out DIR\n"
     "  imagine render music input.mid --wav out.wav [--soundfont F]\n"
     "  imagine roll music input.mid --png roll.png\n"
+    "  imagine detect FILE... [--model MODEL_DIR] [--json]        (is it watermarked?)\n"
+    "  imagine verify FILE... [--trusted-keys FILE] [--json]      (is its provenance intact, who signed it?)\n"
+    "  imagine keygen [--out DIR]                                 (Ed25519 key pair for signing outputs)\n"
+    "  imagine audit --model MODEL_DIR FILE...|--generate N [--json]  (copies of the training data?)\n"
     "  imagine info MODEL_DIR [--json]\n"
     "  imagine eval MODEL_DIR --data PATH [--json]\n"
     "\n"
@@ -63,8 +67,12 @@ int main(int argc, char** argv) {
     if (verb == "continue") return cli::continue_music(rest);
     if (verb == "render") return cli::render(rest);
     if (verb == "roll") return cli::roll(rest);
+    if (verb == "detect") return cli::detect(rest);
+    if (verb == "verify") return cli::verify(rest);
+    if (verb == "keygen") return cli::keygen(rest);
     throw UsageError("unknown command '" + verb + "'",
-                     "commands: train, generate, vary, blend, interpolate, reconstruct, export, continue, render, roll, info, eval "
+                     "commands: train, generate, vary, blend, interpolate, reconstruct, export, continue, render, roll, detect, "
+                     "verify, keygen, audit, info, eval "
                      "(see imagine --help)");
   } catch (const UsageError& e) {
     std::fprintf(stderr, "error: %s\n", e.what());

@@ -55,6 +55,7 @@ MusicResult generate_music(MusicModel& m, const Song& primer, const MusicRequest
   opt.max_tokens = req.max_tokens;
   opt.sampling = req.sampling;
   opt.banned = {m.vocab.bos()};
+  opt.logit_hook = req.logit_hook;
   Rng rng(req.seed);
   r.stop_reason = "max_tokens";
   auto fresh = sample_continuation(m.gpt, m.device, ctx, opt, rng, [&](int64_t tok) {

@@ -18,6 +18,7 @@ struct MusicRequest {
   // notes it never closes; the decoder would sustain them to the end of the piece. Default
   // (from the CLI): the 99th percentile of note lengths in the training data.
   double max_note_seconds = 0;
+  LogitHook logit_hook;         // e.g. the watermark's bias (see TokenSampling)
 };
 
 struct MusicResult {

@@ -46,6 +46,8 @@ TextResult generate_text(TextModel& model, const TextRequest& req,
   opt.max_tokens = req.max_tokens;
   opt.sampling = req.sampling;
   opt.kv_cache = req.kv_cache;
+  opt.logit_hook = req.logit_hook;
+  res.context_tokens = ctx;
   const auto tokens = sample_continuation(model.gpt, model.device, ctx, opt, rng, [&](int64_t tok) {
     out += model.tokenizer->token_bytes(tok);
     size_t stop_at = std::string::npos;
@@ -66,6 +68,7 @@ TextResult generate_text(TextModel& model, const TextRequest& req,
     return true;
   });
   res.tokens = static_cast<int64_t>(tokens.size());
+  res.new_tokens = tokens;
   if (on_text && out.size() > emitted) on_text(out.substr(emitted));
   res.text = out;
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -19,6 +19,7 @@ struct TextRequest {
   SamplingParams sampling;
   uint64_t seed = 0;
   bool kv_cache = true;             // false: recompute the whole window for every token
+  LogitHook logit_hook;             // e.g. the watermark's bias (see TokenSampling)
 };
 
 struct TextResult {
@@ -28,6 +29,8 @@ struct TextResult {
   bool prompt_cropped = false;
   std::string stop_reason;          // "max_tokens" or "stop"
   double seconds = 0;               // generation time, prompt processing included
+  std::vector<int64_t> context_tokens;  // the (cropped) prompt's tokens
+  std::vector<int64_t> new_tokens;      // sampled tokens (those of a stop string included)
 };
 
 // `on_text` receives the output as it becomes final (held back only while it could be the

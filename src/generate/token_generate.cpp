@@ -36,6 +36,7 @@ std::vector<int64_t> sample_continuation(GPT& gpt, torch::Device device, std::ve
   for (int64_t i = 0; i < opt.max_tokens; i++) {
     if (!opt.kv_cache) logits = next_token_logits(gpt, ctx, device);
     std::vector<float> row = to_vector(logits);
+    if (opt.logit_hook) opt.logit_hook(row, ctx);
     for (int64_t b : opt.banned)
       if (b >= 0 && b < static_cast<int64_t>(row.size())) row[b] = -std::numeric_limits<float>::infinity();
     const int64_t tok = sample_token(std::move(row), ctx, opt.sampling, rng);

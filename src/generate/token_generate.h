@@ -13,12 +13,18 @@
 
 namespace imagine {
 
+// Adjusts one step's logits in place; `tokens` is the whole sequence so far.
+using LogitHook = std::function<void(std::vector<float>& logits, const std::vector<int64_t>& tokens)>;
+
 struct TokenSampling {
   int64_t max_tokens = 256;  // new tokens at most
   SamplingParams sampling;
   bool kv_cache = true;      // false: recompute the whole window for every token
   // Tokens never sampled (e.g. a begin-of-sequence marker in the middle of a piece).
   std::vector<int64_t> banned;
+  // Applied to each step's raw logits before sampling, given every token so far (the
+  // watermark's green-list bias plugs in here; generate/ knows nothing of watermarks).
+  LogitHook logit_hook;
 };
 
 // Samples after `context` (cropped to the model's block by the caller). `on_token` sees each

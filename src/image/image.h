@@ -56,7 +56,8 @@ Image decode_jpeg(const std::string& bytes, const std::string& what);
 // Keys are 1-79 printable ASCII characters without leading, trailing or double spaces
 // (the PNG keyword rules); values are UTF-8 without NUL bytes. A pure-ASCII value goes
 // in a tEXt chunk; any other value in an uncompressed iTXt chunk, because tEXt is
-// Latin-1 and would garble UTF-8 in other readers. Images must have 1, 3 or 4 channels.
+// Latin-1 and would garble UTF-8 in other readers. The keys "XML:com.adobe.xmp" (XMP) and
+// "imagine:provenance*" always go in iTXt chunks. Images must have 1, 3 or 4 channels.
 using PngText = std::vector<std::pair<std::string, std::string>>;
 std::string encode_png(const Image& img, const PngText& text = {});
 void write_png(const std::string& path, const Image& img, const PngText& text = {});  // atomic

@@ -296,7 +296,10 @@ std::string encode_png(const Image& img, const PngText& text) {
     std::memset(&t, 0, sizeof t);
     t.key = const_cast<char*>(key.c_str());
     t.text = const_cast<char*>(value.c_str());
-    if (is_ascii(value)) {
+    // XMP must sit in an iTXt chunk (the XMP specification's rule, which exiftool and photo
+    // tools follow), as must our provenance manifest, even when their text is ASCII.
+    const bool itxt_only = key == "XML:com.adobe.xmp" || key.rfind("imagine:provenance", 0) == 0;
+    if (is_ascii(value) && !itxt_only) {
       t.compression = PNG_TEXT_COMPRESSION_NONE;
       t.text_length = value.size();
     } else {

@@ -103,8 +103,7 @@ std::string default_soundfont() {
   return "";
 }
 
-RenderResult render_wav(const Song& song, const std::string& wav_path, const std::string& soundfont,
-                        int sample_rate) {
+std::string render_wav_bytes(const Song& song, RenderResult* out, const std::string& soundfont, int sample_rate) {
   const auto t0 = std::chrono::steady_clock::now();
   silence_fluidsynth();
   IMAGINE_CHECK(sample_rate >= 8000 && sample_rate <= 192000, "use a sample rate such as 44100 or 48000",
@@ -198,16 +197,28 @@ RenderResult render_wav(const Song& song, const std::string& wav_path, const std
     peak = std::max(peak, std::abs(int(samples[i])));
   }
   mix = std::vector<float>();  // give the float copy back before building the file's bytes
-  write_file_atomic(wav_path, wav_bytes(samples, sample_rate, 2));
+  std::string bytes = wav_bytes(samples, sample_rate, 2);
+  if (out) {
+    out->seconds = double(total) / sample_rate;
+    out->peak = peak / 32768.0;
+    out->render_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  return bytes;
+}
 
+RenderResult render_wav(const Song& song, const std::string& wav_path, const std::string& soundfont,
+                        int sample_rate) {
   RenderResult result;
-  result.seconds = double(total) / sample_rate;
-  result.peak = peak / 32768.0;
-  result.render_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const std::string bytes = render_wav_bytes(song, &result, soundfont, sample_rate);
+  write_file_atomic(wav_path, bytes);
   return result;
 }
 
 void write_piano_roll(const Song& song, const std::string& png_path, int pixels_per_second) {
+  write_png(png_path, piano_roll(song, pixels_per_second), {{"Software", "imagine"}});
+}
+
+Image piano_roll(const Song& song, int pixels_per_second) {
   IMAGINE_CHECK(pixels_per_second > 0, "pass a positive number of pixels per second", "piano roll: ",
                 pixels_per_second, " pixels per second");
   constexpr int kMargin = 8;
@@ -267,7 +278,7 @@ void write_piano_roll(const Song& song, const std::string& png_path, int pixels_
     const int y0 = row_top(std::clamp(n.pitch, 0, 127));
     fill(x0, y0, x1, y0 + kRowPixels - 1, int(r * brightness), int(g * brightness), int(b * brightness));
   }
-  write_png(png_path, img, {{"Software", "imagine"}});
+  return img;
 }
 
 }  // namespace imagine

@@ -3,6 +3,7 @@
 #pragma once
 #include <string>
 
+#include "image/image.h"
 #include "music/song.h"
 
 namespace imagine {
@@ -20,8 +21,14 @@ struct RenderResult {
 RenderResult render_wav(const Song& song, const std::string& wav_path, const std::string& soundfont = "",
                         int sample_rate = 44100);
 
+// The same, returning the WAV file's bytes instead of writing them (for the provenance
+// layer, which adds its chunks before the atomic write). `out` receives the figures.
+std::string render_wav_bytes(const Song& song, RenderResult* out, const std::string& soundfont = "",
+                             int sample_rate = 44100);
+
 // A piano roll: time left to right (`pixels_per_second`), pitch bottom to top over the
 // piece's range, one colour per instrument (drums grey), velocity as brightness.
 void write_piano_roll(const Song& song, const std::string& png_path, int pixels_per_second = 50);
+Image piano_roll(const Song& song, int pixels_per_second = 50);
 
 }  // namespace imagine

@@ -1,6 +1,8 @@
 // `imagine train image`: options, presets and the image pipeline around the one Trainer.
 #include "train/train_image.h"
 
+#include "provenance/output.h"
+
 #include <cmath>
 #include <filesystem>
 
@@ -190,7 +192,18 @@ class ImageTask : public TrainTask {
     make_dirs(dir);
     char name[32];
     std::snprintf(name, sizeof name, "step-%07lld.png", static_cast<long long>(step));
-    write_png(join_path(dir, name), make_grid(tiles, 8), {{"Software", "imagine"}, {"imagine:step", std::to_string(step)}});
+    // Samples are generated content like any other: watermarked, with a manifest. The
+    // weights are not on disk yet, so the model is named by its folder and step.
+    if (!writer_) writer_ = std::make_unique<OutputWriter>(OutputPolicy{});
+    GenerationRecord rec;
+    rec.kind = "image";
+    rec.verb = "sample";
+    rec.model.name = s_.out;
+    rec.model.family = config_.value("family", "");
+    rec.model.training_data = config_.value("dataset", nlohmann::json::object());
+    rec.settings = {{"step", step}, {"seeds", "0..63"}};
+    writer_->write_image(join_path(dir, name), make_grid(tiles, 8), rec,
+                         {{"Step", std::to_string(step)}, {"Seeds", "0-63"}});
   }
 
   ImageModel& m_;
@@ -198,6 +211,7 @@ class ImageTask : public TrainTask {
   FeatureSpace& fs_;
   ImageTaskSettings s_;
   nlohmann::json config_;
+  std::unique_ptr<OutputWriter> writer_;
 };
 
 nlohmann::json dataset_record(const ImageData& d, const FeatureNetInfo& fi) {

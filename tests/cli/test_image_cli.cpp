@@ -125,7 +125,8 @@ TEST_F(ImageCli, GenerateWritesGridsAndSeededFilesReproducibly) {
   EXPECT_EQ(img.width, 2 * 28 + 3 * 2);
   EXPECT_EQ(img.height, 2 * 28 + 3 * 2);
   bool seed_chunk = false;
-  for (auto& [k, v] : imagine::read_png_text(grid)) seed_chunk = seed_chunk || (k == "imagine:seed" && v == "3");
+  for (auto& [k, v] : imagine::read_png_text(grid))
+    seed_chunk = seed_chunk || (k == "parameters" && v.find("Seed: 3,") != std::string::npos);
   EXPECT_TRUE(seed_chunk);
 
   const std::string dir = g_tmp + "/singles";
