@@ -79,6 +79,18 @@ MusicResult generate_music(MusicModel& m, const Song& primer, const MusicRequest
     for (Note& n : r.song.notes)
       if (!n.drum && n.start >= primer_end && n.end - n.start > req.max_note_seconds) n.end = n.start + req.max_note_seconds;
   }
+  if (r.stop_reason == "seconds") {
+    // The time shift that crossed the limit is part of the tokens; the piece itself ends at
+    // the requested length: later onsets are dropped and sounding notes end there.
+    const double end = req.seconds;
+    std::vector<Note> kept;
+    for (Note n : r.song.notes) {
+      if (n.start >= end) continue;
+      n.end = std::min(n.end, end);
+      kept.push_back(n);
+    }
+    r.song.notes = std::move(kept);
+  }
   resolve_restrikes(r.song);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
