@@ -34,6 +34,7 @@ class ProvenanceCli : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = make_temp_dir("imagine_prov_cli_");
     ASSERT_FALSE(dir_.empty());
+    g_tmp = dir_;  // run_imagine's stdout/stderr capture files go here (not /procN at the root)
     const std::vector<std::vector<std::string>> trains = {
         {"train", "text", "--data", kShakespeare, "--out", dir_ + "/text", "--preset", "tiny", "--steps", "60",
          "--quiet", "--no-samples", "--threads", "1"},
