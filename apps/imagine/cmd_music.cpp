@@ -70,11 +70,12 @@ MusicModel load(const Options& o) {
 
 // A generated piece's record; the event vocabulary goes with it so `imagine detect` can
 // re-encode the MIDI file without the model.
-GenerationRecord music_record(const Options& o, const MusicModel& m, const MusicRequest& req, const std::string& verb) {
+GenerationRecord music_record(const ModelRecord& model, const MusicModel& m, const MusicRequest& req,
+                              const std::string& verb) {
   GenerationRecord rec;
   rec.kind = "music";
   rec.verb = verb;
-  rec.model = model_record(o.s("model"), o.s("checkpoint"));
+  rec.model = model;
   rec.settings = {{"seed", req.seed},          {"seconds", req.seconds},
                   {"max_tokens", req.max_tokens}, {"sampling", req.sampling.to_json()},
                   {"max_note_seconds", req.max_note_seconds}, {"events", m.vocab.to_json()}};
@@ -118,7 +119,7 @@ int generate_music_cmd(const Options& o) {
   MusicRequest req = request(o, m, seed);
   hook_watermark(writer, req);
   MusicResult r = generate_music(m, Song{}, req);
-  const GenerationRecord rec = music_record(o, m, req, "generate");
+  const GenerationRecord rec = music_record(model_record(o.s("model"), o.s("checkpoint")), m, req, "generate");
   writer.write_midi(o.s("out"), r.song, rec);
   std::printf("wrote %s (seed %llu): %s\n", o.s("out").c_str(), (unsigned long long)seed, describe(r).c_str());
   maybe_render(o, writer, rec, r.song, o.s("wav"));
@@ -164,11 +165,12 @@ int continue_music_cmd(const Options& o) {
   MusicRequest req = request(o, m, seed);
   hook_watermark(writer, req);
   if (req.seconds > 0) req.seconds += primer_end;  // --seconds counts the new part
+  const ModelRecord model = model_record(o.s("model"), o.s("checkpoint"));  // hashes the weights: once
   for (int64_t i = 0; i < o.i("count"); i++) {
     req.seed = seed + static_cast<uint64_t>(i);
     MusicResult r = generate_music(m, primer, req);
     const std::string path = join_path(o.s("out"), str("continuation-s", req.seed, ".mid"));
-    GenerationRecord rec = music_record(o, m, req, "continue");
+    GenerationRecord rec = music_record(model, m, req, "continue");
     rec.settings["primer"] = o.s("primer");
     rec.settings["primer_seconds"] = primer_end;
     writer.write_midi(path, r.song, rec);

@@ -256,8 +256,9 @@ std::string wav_manifest(const std::string& wav, const std::string& what) {
 
 std::string text_sidecar_path(const std::string& path) { return path + ".provenance.json"; }
 
-EmbeddedProvenance read_provenance(const std::string& path) {
-  const std::string bytes = read_file(path);
+EmbeddedProvenance read_provenance(const std::string& path) { return read_provenance(path, read_file(path)); }
+
+EmbeddedProvenance read_provenance(const std::string& path, const std::string& bytes) {
   EmbeddedProvenance p;
   p.type = sniff_artifact(bytes);
   std::string manifest;

@@ -63,5 +63,7 @@ struct EmbeddedProvenance {
 // Reads any supported file. A damaged manifest throws imagine::Error (with a hint); a
 // missing one is present = false.
 EmbeddedProvenance read_provenance(const std::string& path);
+// The same for bytes already read from `path` (the sidecar of a text file is still read).
+EmbeddedProvenance read_provenance(const std::string& path, const std::string& bytes);
 
 }  // namespace imagine

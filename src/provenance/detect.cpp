@@ -45,7 +45,7 @@ DetectReport detect_file(const std::string& path, const DetectOptions& opt) {
   const WatermarkKey key = load_watermark_key(opt.watermark_key, /*create=*/false);
   DetectReport r;
   r.path = path;
-  EmbeddedProvenance prov = read_provenance(path);
+  const EmbeddedProvenance prov = read_provenance(path, bytes);
   r.manifest = prov.present;
   switch (sniff_artifact(bytes)) {
     case ArtifactType::Png:

@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "core/model_dir.h"
 
 namespace imagine {
 
@@ -42,12 +43,9 @@ bool from_hex(const std::string& s, std::string& out) {
   return true;
 }
 
-bool exists(const std::string& p) {
-  struct stat st;
-  return ::stat(p.c_str(), &st) == 0;
-}
-
-void make_dirs(const std::string& dir) {
+// Like core's make_dirs, but every folder it creates is private (0700): the key's folder
+// should not even list to other users.
+void make_private_dirs(const std::string& dir) {
   for (size_t i = 1; i <= dir.size(); i++) {
     if (i == dir.size() || dir[i] == '/') {
       const std::string part = dir.substr(0, i);
@@ -85,7 +83,7 @@ std::string random_bytes(size_t n) {
 }
 
 WatermarkKey create_watermark_key(const std::string& path) {
-  IMAGINE_CHECK(!exists(path), "remove it first if you really want a new key (outputs marked with it will no "
+  IMAGINE_CHECK(!path_exists(path), "remove it first if you really want a new key (outputs marked with it will no "
                 "longer be detected)", "refusing to overwrite the key file ", path);
   WatermarkKey k;
   k.bytes = random_bytes(32);
@@ -112,12 +110,12 @@ WatermarkKey load_watermark_key(const std::string& path_in, bool create) {
   if (path.empty()) {
     const std::string dir = config_dir();
     path = dir + "/watermark.key";
-    if (!exists(path) && create) {
-      make_dirs(dir);
+    if (!path_exists(path) && create) {
+      make_private_dirs(dir);
       return create_watermark_key(path);
     }
   }
-  IMAGINE_CHECK(exists(path), path_in.empty() ? "generate something once to create it, or pass --watermark-key FILE"
+  IMAGINE_CHECK(path_exists(path), path_in.empty() ? "generate something once to create it, or pass --watermark-key FILE"
                                               : "check the path given to --watermark-key",
                 "watermark key not found: ", path);
   const std::string text = read_file(path);
