@@ -35,6 +35,7 @@ static const OptionTable& generate_text_table() {
         .text("device", "auto", "auto, cpu or cuda[:N]", "DEV")
         .integer("threads", 0, 0, 1024, "CPU threads (0 = all cores)")
         .flag("quiet", false, "only the generated text (no seed/speed lines)");
+    copy_check_options(t);
     return output_options(t, true);
   }();
   return table;
@@ -95,24 +96,42 @@ int generate(const Args& args) {
   if (const TokenWatermark* wm = writer.token_watermark())
     req.logit_hook = [wm](std::vector<float>& logits, const std::vector<int64_t>& t) { wm->bias(logits, t); };
 
+  // With --reject-copies a sample is printed only once it passed the audit (no streaming).
+  const CopyCheck check = copy_check(o, o.s("model"));
+  const bool stream = !check.reject;
   std::string all;
+  nlohmann::json checks = nlohmann::json::array(), attribution = nlohmann::json::array(), seeds_used = nlohmann::json::array();
   const int64_t count = o.i("count");
   for (int64_t i = 0; i < count; i++) {
-    req.seed = seed + static_cast<uint64_t>(i);
+    const uint64_t sample_seed = seed + static_cast<uint64_t>(i);
     if (count > 1) {
-      const std::string head = str(i == 0 ? "" : "\n", "--- sample ", i + 1, " of ", count, " (seed ", req.seed, ") ---\n");
+      const std::string head = str(i == 0 ? "" : "\n", "--- sample ", i + 1, " of ", count, " (seed ", sample_seed, ") ---\n");
       std::fputs(head.c_str(), stdout);
       all += head;
     }
     if (i == 0 && !quiet) {
       std::fprintf(stderr, "seed %llu\n", (unsigned long long)seed);
     }
-    std::fputs(req.prompt.c_str(), stdout);
-    std::fflush(stdout);
-    TextResult r = generate_text(model, req, [](const std::string& piece) {
-      std::fwrite(piece.data(), 1, piece.size(), stdout);
+    if (stream) {
+      std::fputs(req.prompt.c_str(), stdout);
       std::fflush(stdout);
-    });
+    }
+    GenerationRecord sample_rec;
+    TextResult r = make_checked<TextResult>(
+        check, &sample_rec,
+        [&](int attempt) {
+          req.seed = retry_seed(sample_seed, attempt);
+          if (!stream) return generate_text(model, req);
+          return generate_text(model, req, [](const std::string& piece) {
+            std::fwrite(piece.data(), 1, piece.size(), stdout);
+            std::fflush(stdout);
+          });
+        },
+        [&](const TextResult& t) { return check.auditor->audit_text(t.text); });
+    if (!stream) std::fputs((req.prompt + r.text).c_str(), stdout);
+    seeds_used.push_back(req.seed);
+    if (!sample_rec.copy_check.is_null()) checks.push_back(sample_rec.copy_check);
+    if (!sample_rec.attribution.is_null()) attribution.push_back(sample_rec.attribution);
     if (i == 0 && r.prompt_cropped)
       note(quiet, str("warning: the prompt was cropped to its last ", r.prompt_tokens,
                       " tokens (the model's context)"));
@@ -135,6 +154,9 @@ int generate(const Args& args) {
                     {"stop", req.stop},
                     {"tokenizer", model.tokenizer->kind()},
                     {"kv_cache", req.kv_cache}};
+    if (check.reject) rec.settings["seeds_used"] = seeds_used;
+    if (!checks.empty()) rec.copy_check = checks.size() == 1 ? checks[0] : checks;
+    if (!attribution.empty()) rec.attribution = attribution.size() == 1 ? attribution[0] : attribution;
     rec.prompt = req.prompt;
     writer.write_text(o.s("out"), all + "\n", rec);
     note(quiet, "wrote " + o.s("out") + (o.s("provenance") == "none" ? "" : " and " + o.s("out") + ".provenance.json"));

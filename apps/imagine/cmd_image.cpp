@@ -94,10 +94,35 @@ Image to_image(const Options& o, const torch::Tensor& chw) {
 struct Made {
   std::string verb;
   nlohmann::json settings;
+  nlohmann::json copy_check;   // --reject-copies
+  nlohmann::json attribution;  // --provenance full
+};
+
+// Per output of a batch: the copy checks and attributions, and what a grid of them records.
+struct Checks {
+  std::vector<nlohmann::json> copy_check, attribution;
+  explicit Checks(size_t n) : copy_check(n), attribution(n) {}
+  void set(size_t i, const GenerationRecord& r) {
+    copy_check[i] = r.copy_check;
+    attribution[i] = r.attribution;
+  }
+  void apply(size_t i, Made* m) const {
+    m->copy_check = copy_check[i];
+    m->attribution = attribution[i];
+  }
+  void apply_all(Made* m) const {
+    nlohmann::json c = nlohmann::json::array(), a = nlohmann::json::array();
+    for (size_t i = 0; i < copy_check.size(); i++) {
+      if (!copy_check[i].is_null()) c.push_back(copy_check[i]);
+      if (!attribution[i].is_null()) a.push_back(attribution[i]);
+    }
+    if (!c.empty()) m->copy_check = c;
+    if (!a.empty()) m->attribution = a;
+  }
 };
 
 Made provenance(const Loaded& l, const std::string& what, const std::string& detail) {
-  return {what, {{"detail", detail}}};
+  return {what, {{"detail", detail}}, nullptr, nullptr};
 }
 
 // Every image verb writes through here: watermark, manifest, signature, atomic write.
@@ -107,6 +132,8 @@ void write_output(const Options& o, const Loaded& l, const std::string& path, co
   rec.verb = made.verb;
   rec.model = l.record;
   rec.settings = made.settings;
+  rec.copy_check = made.copy_check;
+  rec.attribution = made.attribution;
   rec.settings["upscale"] = o.i("upscale");
   if (!o.s("class").empty()) rec.settings["class"] = o.s("class");
   std::vector<std::pair<std::string, std::string>> params = {{"Verb", made.verb}, {"Seed", std::to_string(l.seed)}};
@@ -147,6 +174,7 @@ const OptionTable& generate_table() {
         .flag("grid", false, "write one contact sheet instead of single files")
         .integer("columns", 0, 0, 1000, "grid columns (0 = near square)")
         .real("truncation", 0, 0, 100, "redraw latent values beyond +-T (0 = off; ~0.7-1.0 trades variety for quality)");
+    copy_check_options(t);
     return common(t);
   }();
   return table;
@@ -161,11 +189,30 @@ int generate_image(const Options& o) {
   std::vector<torch::Tensor> zs;
   for (int64_t i = 0; i < n; i++) zs.push_back(seeded_latent(l.seed + i, l.model.arch.latent_dim, trunc));
   std::vector<Image> images;
-  for (int64_t i = 0; i < n; i += 256) {
-    const int64_t e = std::min(n, i + 256);
-    auto z = torch::stack(std::vector<torch::Tensor>(zs.begin() + i, zs.begin() + e));
-    auto x = l.model.decode(z, labels.defined() ? labels.slice(0, i, e) : labels);
-    for (int64_t k = 0; k < x.size(0); k++) images.push_back(to_image(o, x[k]));
+  const CopyCheck check = copy_check(o, o.s("model"));
+  Checks checks(static_cast<size_t>(n));
+  if (!check.auditor) {
+    for (int64_t i = 0; i < n; i += 256) {
+      const int64_t e = std::min(n, i + 256);
+      auto z = torch::stack(std::vector<torch::Tensor>(zs.begin() + i, zs.begin() + e));
+      auto x = l.model.decode(z, labels.defined() ? labels.slice(0, i, e) : labels);
+      for (int64_t k = 0; k < x.size(0); k++) images.push_back(to_image(o, x[k]));
+    }
+  } else {
+    // One at a time: a flagged sample is redrawn from a retry seed (--reject-copies).
+    for (int64_t i = 0; i < n; i++) {
+      GenerationRecord chk;
+      const torch::Tensor x = make_checked<torch::Tensor>(
+          check, &chk,
+          [&](int attempt) {
+            const torch::Tensor z =
+                attempt == 0 ? zs[i] : seeded_latent(retry_seed(l.seed + i, attempt), l.model.arch.latent_dim, trunc);
+            return l.model.decode(z.unsqueeze(0), labels.defined() ? labels.slice(0, i, i + 1) : labels)[0];
+          },
+          [&](const torch::Tensor& t) { return check.auditor->audit_image(tensor_to_image(t)); });
+      images.push_back(to_image(o, x));
+      checks.set(static_cast<size_t>(i), chk);
+    }
   }
   const bool grid = o.b("grid") || (ends_with_png(o.s("out")) && n > 1);
   const std::string detail = str("seeds ", l.seed, "..", l.seed + n - 1, trunc > 0 ? str(", truncation ", trunc) : "",
@@ -176,6 +223,7 @@ int generate_image(const Options& o) {
     made.settings["seed"] = l.seed;
     made.settings["count"] = n;
     made.settings["truncation"] = trunc;
+    checks.apply_all(&made);
     write_grid(o, l, o.s("out"), images, made, static_cast<int>(o.i("columns")));
     std::printf("wrote %s (%lld images, %s)\n", o.s("out").c_str(), (long long)n, detail.c_str());
   } else {
@@ -185,6 +233,7 @@ int generate_image(const Options& o) {
       Made made = provenance(l, "generate", str("seed ", s));
       made.settings["seed"] = s;
       made.settings["truncation"] = trunc;
+      checks.apply(static_cast<size_t>(i), &made);
       write_output(o, l, path, images[i], made);
       std::printf("wrote %s (seed %llu)\n", path.c_str(), (unsigned long long)s);
     }
@@ -201,6 +250,7 @@ const OptionTable& vary_table() {
         .integer("count", 8, 1, 10000, "variations")
         .real("strength", 0.5, 0.0, 1.0, "0 = the input's latent, 1 = an unrelated sample")
         .text("out", "", "grid PNG (input, reconstruction, variations) or a folder of single files", "PATH");
+    copy_check_options(t);
     return encoding(t);
   }();
   return table;
@@ -217,18 +267,38 @@ int vary_image(const Options& o) {
              l.model.vae ? "" : " after latent search"));
   const double s = o.f("strength");
   const int64_t n = o.i("count");
-  std::vector<torch::Tensor> zs;
   // sqrt(1 - s^2) z + s eps keeps the latent's prior scale for every strength.
-  for (int64_t i = 0; i < n; i++)
-    zs.push_back(std::sqrt(1.0 - s * s) * enc.z[0] + s * seeded_latent(l.seed + i, l.model.arch.latent_dim));
-  auto imgs = l.model.decode(torch::stack(zs), y.defined() ? y.expand({n}).clone() : y);
+  auto around = [&](uint64_t seed) {
+    return std::sqrt(1.0 - s * s) * enc.z[0] + s * seeded_latent(seed, l.model.arch.latent_dim);
+  };
+  const CopyCheck check = copy_check(o, o.s("model"));
+  Checks checks(static_cast<size_t>(n));
+  torch::Tensor imgs;
+  if (!check.auditor) {
+    std::vector<torch::Tensor> zs;
+    for (int64_t i = 0; i < n; i++) zs.push_back(around(l.seed + i));
+    imgs = l.model.decode(torch::stack(zs), y.defined() ? y.expand({n}).clone() : y);
+  } else {
+    std::vector<torch::Tensor> made;
+    for (int64_t i = 0; i < n; i++) {
+      GenerationRecord chk;
+      made.push_back(make_checked<torch::Tensor>(
+          check, &chk,
+          [&](int attempt) { return l.model.decode(around(retry_seed(l.seed + i, attempt)).unsqueeze(0), y)[0]; },
+          [&](const torch::Tensor& t) { return check.auditor->audit_image(tensor_to_image(t)); }));
+      checks.set(static_cast<size_t>(i), chk);
+    }
+    imgs = torch::stack(made);
+  }
   auto recon = l.model.decode(enc.z, y);
   const std::string detail = str("input ", o.s("input"), ", strength ", s, ", seeds ", l.seed, "..", l.seed + n - 1,
                                  ", reconstruction mse ", enc.mse);
   if (ends_with_png(o.s("out"))) {
     std::vector<Image> tiles = {to_image(o, x[0]), to_image(o, recon[0])};
     for (int64_t i = 0; i < n; i++) tiles.push_back(to_image(o, imgs[i]));
-    write_grid(o, l, o.s("out"), tiles, provenance(l, "vary", detail));
+    Made made = provenance(l, "vary", detail);
+    checks.apply_all(&made);
+    write_grid(o, l, o.s("out"), tiles, made);
     std::printf("wrote %s (input, reconstruction, %lld variations; %s)\n", o.s("out").c_str(), (long long)n,
                 detail.c_str());
   } else {
@@ -236,7 +306,9 @@ int vary_image(const Options& o) {
     write_output(o, l, join_path(o.s("out"), "reconstruction.png"), to_image(o, recon[0]), provenance(l, "vary", detail));
     for (int64_t i = 0; i < n; i++) {
       const std::string path = seeded_path(o.s("out"), "variation", l.seed + i);
-      write_output(o, l, path, to_image(o, imgs[i]), provenance(l, "vary", str("seed ", l.seed + i, ", strength ", s)));
+      Made made = provenance(l, "vary", str("seed ", l.seed + i, ", strength ", s));
+      checks.apply(static_cast<size_t>(i), &made);
+      write_output(o, l, path, to_image(o, imgs[i]), made);
     }
     std::printf("wrote %s/reconstruction.png and %lld variations (%s)\n", o.s("out").c_str(), (long long)n,
                 detail.c_str());

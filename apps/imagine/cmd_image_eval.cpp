@@ -124,6 +124,7 @@ void print_image_info(const std::string& dir, bool json) {
                         {"sampling_parameters", params}, {"classes", m.classes}, {"training", training},
                         {"dataset", dataset},
                         {"best_val_loss", training.value("best_val_loss", nlohmann::json(nullptr))}};
+    j.update(model_card_fields(dir));
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }

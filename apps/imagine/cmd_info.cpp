@@ -4,6 +4,7 @@
 
 #include "commands.h"
 #include "core/error.h"
+#include "core/files.h"
 #include "core/model_dir.h"
 #include "core/options.h"
 #include "core/runtime.h"
@@ -11,6 +12,7 @@
 #include "models/image_model.h"
 #include "models/music_model.h"
 #include "models/text_model.h"
+#include "train/model_card.h"
 
 namespace imagine::cli {
 
@@ -45,6 +47,23 @@ static std::string one_model_dir(const Options& o, const char* usage) {
   return o.positional[0];
 }
 
+nlohmann::json model_card_fields(const std::string& dir) {
+  const std::string card = join_path(dir, kModelCardFile);
+  const nlohmann::json cfg = read_model_config(dir);
+  return {{"model_card", path_exists(card) ? nlohmann::json(read_file(card)) : nlohmann::json(nullptr)},
+          {"data_license", cfg.value("data_license", nlohmann::json(nullptr))}};
+}
+
+// The card after the summary lines of `imagine info`.
+static void print_model_card(const std::string& dir) {
+  const std::string card = join_path(dir, kModelCardFile);
+  if (!path_exists(card)) {
+    std::printf("model card:   none (the model was trained before model cards were written)\n");
+    return;
+  }
+  std::printf("model card:   %s\n\n%s", card.c_str(), read_file(card).c_str());
+}
+
 std::string model_family(const std::string& dir) {
   try {
     return read_model_config(dir).value("family", "");
@@ -59,6 +78,7 @@ int info(const Args& args) {
   const std::string dir = one_model_dir(o, "imagine info MODEL_DIR [--json]");
   if (model_family(dir) == kImageFamily) {
     print_image_info(dir, o.b("json"));
+    if (!o.b("json")) print_model_card(dir);
     return 0;
   }
   if (model_family(dir) == kMusicFamily) {
@@ -68,6 +88,7 @@ int info(const Args& args) {
                         {"parameters", m.gpt->num_parameters(false)}, {"events", m.config["events"]},
                         {"dataset", m.config.value("dataset", nlohmann::json::object())}, {"training", training},
                         {"best_val_loss", training.value("best_val_loss", nlohmann::json(nullptr))}};
+    j.update(model_card_fields(dir));
     if (o.b("json")) {
       std::printf("%s\n", j.dump(2).c_str());
     } else {
@@ -81,6 +102,7 @@ int info(const Args& args) {
       if (best.is_number())
         std::printf("best val:     %.4f nats/event at step %lld\n", best.get<double>(),
                     (long long)training.value("best_step", int64_t{0}));
+      print_model_card(dir);
     }
     return 0;
   }
@@ -99,6 +121,7 @@ int info(const Args& args) {
                       {"training", training},
                       {"dataset", dataset},
                       {"best_val_loss", training.value("best_val_loss", nlohmann::json(nullptr))}};
+  j.update(model_card_fields(dir));
   if (o.b("json")) {
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
@@ -135,6 +158,7 @@ int info(const Args& args) {
     const auto skipped = dataset.value("skipped", nlohmann::json::array());
     if (!skipped.empty()) std::printf("              %zu file(s) skipped (see config.json)\n", skipped.size());
   }
+  print_model_card(dir);
   return 0;
 }
 

@@ -40,6 +40,7 @@ OptionTable& sampling(OptionTable& t) {
       .text("device", "auto", "auto, cpu or cuda[:N]", "DEV")
       .integer("threads", 0, 0, 1024, "CPU threads (0 = all cores)")
       .flag("quiet", false, "no progress lines on stderr");
+  copy_check_options(t);
   return output_options(t, true);
 }
 
@@ -82,6 +83,15 @@ GenerationRecord music_record(const ModelRecord& model, const MusicModel& m, con
   return rec;
 }
 
+// The notes of `song` that start at or after `t` seconds (a continuation without its primer).
+Song notes_from(const Song& song, double t) {
+  Song out = song;
+  out.notes.clear();
+  for (const Note& n : song.notes)
+    if (n.start >= t - 1e-9) out.notes.push_back(n);
+  return out;
+}
+
 void hook_watermark(const OutputWriter& w, MusicRequest& req) {
   if (const TokenWatermark* wm = w.token_watermark())
     req.logit_hook = [wm](std::vector<float>& logits, const std::vector<int64_t>& t) { wm->bias(logits, t); };
@@ -118,8 +128,18 @@ int generate_music_cmd(const Options& o) {
   const uint64_t seed = resolve_seed(o.i("seed"));
   MusicRequest req = request(o, m, seed);
   hook_watermark(writer, req);
-  MusicResult r = generate_music(m, Song{}, req);
-  const GenerationRecord rec = music_record(model_record(o.s("model"), o.s("checkpoint")), m, req, "generate");
+  const CopyCheck check = copy_check(o, o.s("model"));
+  GenerationRecord checked;
+  MusicResult r = make_checked<MusicResult>(
+      check, &checked,
+      [&](int attempt) {
+        req.seed = retry_seed(seed, attempt);
+        return generate_music(m, Song{}, req);
+      },
+      [&](const MusicResult& x) { return check.auditor->audit_song(x.song); });
+  GenerationRecord rec = music_record(model_record(o.s("model"), o.s("checkpoint")), m, req, "generate");
+  rec.copy_check = checked.copy_check;
+  rec.attribution = checked.attribution;
   writer.write_midi(o.s("out"), r.song, rec);
   std::printf("wrote %s (seed %llu): %s\n", o.s("out").c_str(), (unsigned long long)seed, describe(r).c_str());
   maybe_render(o, writer, rec, r.song, o.s("wav"));
@@ -166,11 +186,22 @@ int continue_music_cmd(const Options& o) {
   hook_watermark(writer, req);
   if (req.seconds > 0) req.seconds += primer_end;  // --seconds counts the new part
   const ModelRecord model = model_record(o.s("model"), o.s("checkpoint"));  // hashes the weights: once
+  const CopyCheck check = copy_check(o, o.s("model"));
   for (int64_t i = 0; i < o.i("count"); i++) {
-    req.seed = seed + static_cast<uint64_t>(i);
-    MusicResult r = generate_music(m, primer, req);
-    const std::string path = join_path(o.s("out"), str("continuation-s", req.seed, ".mid"));
+    const uint64_t variation_seed = seed + static_cast<uint64_t>(i);
+    GenerationRecord checked;
+    // The audit looks at the new part only: the primer is the user's.
+    MusicResult r = make_checked<MusicResult>(
+        check, &checked,
+        [&](int attempt) {
+          req.seed = retry_seed(variation_seed, attempt);
+          return generate_music(m, primer, req);
+        },
+        [&](const MusicResult& x) { return check.auditor->audit_song(notes_from(x.song, primer_end)); });
+    const std::string path = join_path(o.s("out"), str("continuation-s", variation_seed, ".mid"));
     GenerationRecord rec = music_record(model, m, req, "continue");
+    rec.copy_check = checked.copy_check;
+    rec.attribution = checked.attribution;
     rec.settings["primer"] = o.s("primer");
     rec.settings["primer_seconds"] = primer_end;
     writer.write_midi(path, r.song, rec);

@@ -47,6 +47,27 @@ OutputPolicy output_policy(const Options& o) {
   return p;
 }
 
+OptionTable& copy_check_options(OptionTable& t) {
+  t.flag("reject-copies", false,
+         "re-make outputs the copy audit flags as copies of the training data (see imagine audit); the manifest records "
+         "the check")
+      .integer("reject-copies-tries", 4, 1, 100, "attempts per output under --reject-copies");
+  return t;
+}
+
+CopyCheck copy_check(const Options& o, const std::string& model_dir) {
+  CopyCheck c;
+  c.reject = o.b("reject-copies");
+  c.tries = static_cast<int>(o.i("reject-copies-tries"));
+  c.attribute = o.s("provenance") == "full";
+  c.quiet = o.table->find("quiet") && o.b("quiet");
+  if (c.reject || c.attribute) {
+    const bool quiet = c.quiet;
+    c.auditor = open_copy_auditor(model_dir, AuditOptions{}, [quiet](const std::string& s) { note(quiet, s); });
+  }
+  return c;
+}
+
 namespace {
 
 const OptionTable& detect_table() {

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/options.h"
+#include "provenance/audit.h"
 #include "provenance/output.h"
 
 namespace imagine::cli {
@@ -40,6 +41,9 @@ void print_image_info(const std::string& dir, bool json);
 // "a.png:0.3,b.png:0.7" -> (path, weight) with weights normalised; UsageError when invalid.
 std::vector<std::pair<std::string, double>> parse_blend_inputs(const std::string& spec);
 
+// {"model_card": README.md's text or null, "data_license": ...} for `imagine info --json`.
+nlohmann::json model_card_fields(const std::string& dir);
+
 // The family recorded in MODEL_DIR/config.json ("" when it cannot be read).
 std::string model_family(const std::string& dir);
 
@@ -52,6 +56,45 @@ int run_family_verb(const std::string& family, const std::string& verb, const Ar
 // keys; `tokens`: the token watermark's parameters too), and the policy they give.
 OptionTable& output_options(OptionTable& t, bool tokens);
 OutputPolicy output_policy(const Options& o);
+
+void note(bool quiet, const std::string& line);  // (below)
+
+// The copy check of the generate / vary / continue verbs: --reject-copies re-makes outputs
+// the copy audit flags, and --provenance full records the nearest training items.
+OptionTable& copy_check_options(OptionTable& t);
+struct CopyCheck {
+  std::unique_ptr<CopyAuditor> auditor;  // null unless --reject-copies or --provenance full
+  bool reject = false;
+  int tries = 4;
+  bool attribute = false;
+  bool quiet = false;
+};
+CopyCheck copy_check(const Options& o, const std::string& model_dir);
+
+// Makes an output with make(attempt) (attempt 0 first; later attempts must differ, e.g. by
+// retry_seed), audits it when a check is on, re-makes flagged ones under --reject-copies,
+// and fills the record's copy_check and attribution. audit(output) -> AuditReport.
+template <class T, class Make, class Audit>
+T make_checked(const CopyCheck& c, GenerationRecord* rec, Make make, Audit audit) {
+  if (!c.auditor) return make(0);
+  T out{};
+  AuditReport last;
+  auto attempt = [&](int a) {
+    out = make(a);
+    last = audit(out);
+    return last;
+  };
+  if (c.reject) {
+    nlohmann::json record;
+    reject_copies(c.tries, attempt, &record);
+    if (rec) rec->copy_check = record;
+    if (last.flagged) note(c.quiet, "warning: still a likely copy after " + std::to_string(c.tries) + " tries: " + last.summary);
+  } else {
+    attempt(0);
+  }
+  if (rec && c.attribute) rec->attribution = {{"summary", last.summary}, {"flagged", last.flagged}, {"audit", last.detail}};
+  return out;
+}
 
 // Prints a line on stderr unless quiet (shared progress/log output of the verbs).
 void note(bool quiet, const std::string& line);

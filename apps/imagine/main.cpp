@@ -70,6 +70,7 @@ int main(int argc, char** argv) {
     if (verb == "detect") return cli::detect(rest);
     if (verb == "verify") return cli::verify(rest);
     if (verb == "keygen") return cli::keygen(rest);
+    if (verb == "audit") return cli::audit(rest);
     throw UsageError("unknown command '" + verb + "'",
                      "commands: train, generate, vary, blend, interpolate, reconstruct, export, continue, render, roll, detect, "
                      "verify, keygen, audit, info, eval "

@@ -30,4 +30,14 @@ inline size_t utf8_length(std::string_view s, size_t i) {
   return 0;
 }
 
+// True when all of s is valid UTF-8 (by utf8_length's strict rules).
+inline bool is_valid_utf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const size_t n = utf8_length(s, i);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
 }  // namespace imagine

@@ -230,6 +230,8 @@ TextCorpus load_text_corpus(const std::string& path) {
     }
     // Files are separated by a newline; a file's own final newline serves as that separator.
     if (!corpus.text.empty() && corpus.text.back() != '\n') corpus.text += '\n';
+    file.text_begin = corpus.text.size();
+    file.text_bytes = text.size();
     corpus.text += text;
     corpus.documents += file.documents;
     corpus.files.push_back(std::move(file));

@@ -17,6 +17,8 @@ struct CorpusFile {
   std::string sha256;   // of the file's bytes
   std::string format;   // "text" or "fortune"
   int64_t documents = 0;  // 1 for plain text, number of entries for fortune files
+  uint64_t text_begin = 0;  // where its text starts in TextCorpus::text
+  uint64_t text_bytes = 0;  // and its length there (fortune files: their entries, re-joined)
 };
 
 struct TextCorpus {

@@ -55,10 +55,21 @@ MusicResult generate_music(MusicModel& m, const Song& primer, const MusicRequest
   opt.max_tokens = req.max_tokens;
   opt.sampling = req.sampling;
   opt.banned = {m.vocab.bos()};
-  opt.logit_hook = req.logit_hook;
+  // Sampling keeps the stream canonical (music/events.h: EventGrammar), so the written MIDI
+  // re-encodes to the sampled tokens and the watermark survives the round trip; the note
+  // cap is enforced in the stream itself.
+  EventGrammar grammar(m.vocab);
+  for (int t : primer_tokens) grammar.push(t);
+  if (req.max_note_seconds > 0)
+    grammar.set_note_cap(std::max<int64_t>(1, static_cast<int64_t>(req.max_note_seconds / m.vocab.step_seconds + 1e-9)));
+  opt.logit_hook = [&](std::vector<float>& logits, const std::vector<int64_t>& tokens) {
+    grammar.mask(logits);
+    if (req.logit_hook) req.logit_hook(logits, tokens);
+  };
   Rng rng(req.seed);
   r.stop_reason = "max_tokens";
   auto fresh = sample_continuation(m.gpt, m.device, ctx, opt, rng, [&](int64_t tok) {
+    grammar.push(static_cast<int>(tok));
     if (tok == m.vocab.eos()) {
       r.stop_reason = "end";
       return false;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <deque>
+#include <limits>
 #include <tuple>
 
 #include "core/error.h"
@@ -254,6 +255,124 @@ Song EventVocab::decode(const std::vector<int>& tokens) const {
     if (g.end < 0) g.end = std::max(now, g.start + 1);
   }
   return to_song(notes, step_seconds);
+}
+
+EventGrammar::EventGrammar(const EventVocab& vocab) : v_(vocab) {
+  v_.validate();
+  for (int p = 0; p < 128; p++) {
+    open_start_[p] = -1;
+    open_capped_[p] = false;
+  }
+}
+
+void EventGrammar::push(int t) {
+  const int shift0 = v_.time_shift(1), velocity0 = v_.velocity(0);
+  const int program0 = velocity0 + v_.velocity_bins, drum0 = program0 + (v_.programs ? 128 : 0);
+  partial_shift_ = false;
+  if (t == v_.bos() || t == v_.eos() || t < 0 || t >= v_.size()) {
+    last_ = t;
+    return;
+  }
+  if (t < 130) {  // NOTE_ON
+    const int p = t - 2;
+    open_start_[p] = now_;
+    open_capped_[p] = cap_ > 0;
+    step_has_on_ = true;
+    last_on_key_ = p * 2;
+    program_pending_ = velocity_pending_ = false;
+  } else if (t < shift0) {  // NOTE_OFF
+    const int p = t - 130;
+    open_start_[p] = -1;
+    open_capped_[p] = false;
+    last_off_ = p;
+  } else if (t < velocity0) {  // TIME_SHIFT
+    const int k = t - shift0 + 1;
+    now_ += k;
+    partial_shift_ = k < v_.max_shift_steps;
+    step_has_on_ = false;
+    last_off_ = -1;
+    last_on_key_ = -1;
+  } else if (t < program0) {
+    velocity_ = t - velocity0;
+    velocity_pending_ = true;
+  } else if (t < drum0) {
+    program_ = t - program0;
+    program_pending_ = true;
+  } else {  // DRUM_ON
+    step_has_on_ = true;
+    last_on_key_ = (t - drum0) * 2 + 1;
+    program_pending_ = velocity_pending_ = false;
+  }
+  last_ = t;
+}
+
+int64_t EventGrammar::shift_room() const {
+  int64_t room = INT64_MAX;
+  for (int p = 0; p < 128; p++)
+    if (open_start_[p] >= 0 && open_capped_[p]) room = std::min(room, open_start_[p] + cap_ - now_);
+  return room;
+}
+
+int EventGrammar::min_due_pitch() const {
+  for (int p = 0; p < 128; p++)
+    if (open_start_[p] >= 0 && open_capped_[p] && open_start_[p] + cap_ <= now_) return p;
+  return 128;
+}
+
+bool EventGrammar::onset_possible(bool drum_ok, bool note_ok) const {
+  for (int p = 0; p < 128; p++) {
+    if (note_ok && open_start_[p] < 0 && p * 2 > last_on_key_) return true;
+    if (drum_ok && p * 2 + 1 > last_on_key_) return true;
+  }
+  return false;
+}
+
+bool EventGrammar::allowed(int t) const {
+  const int shift0 = v_.time_shift(1), velocity0 = v_.velocity(0);
+  const int program0 = velocity0 + v_.velocity_bins, drum0 = program0 + (v_.programs ? 128 : 0);
+  if (t < 0 || t >= v_.size() || t == v_.bos()) return false;
+  const bool pending = program_pending_ || velocity_pending_;
+  const bool due = min_due_pitch() < 128;  // a capped note must close in this step
+  if (t == v_.eos()) {
+    if (pending || partial_shift_ || (last_ >= shift0 && last_ < velocity0)) return false;
+    for (int p = 0; p < 128; p++)
+      if (open_start_[p] >= 0) return false;
+    return true;
+  }
+  if (t < 130) {  // NOTE_ON
+    const int p = t - 2;
+    return !due && velocity_ >= 0 && open_start_[p] < 0 && p * 2 > last_on_key_;
+  }
+  if (t < shift0) {  // NOTE_OFF
+    const int p = t - 130;
+    return !pending && !step_has_on_ && open_start_[p] >= 0 && open_start_[p] < now_ && p > last_off_ &&
+           p <= min_due_pitch();
+  }
+  if (t < velocity0) {  // TIME_SHIFT
+    const int k = t - shift0 + 1;
+    return !pending && !partial_shift_ && !due && k <= shift_room();
+  }
+  if (t < program0) {  // VELOCITY
+    const int bin = t - velocity0;
+    return !due && !velocity_pending_ && bin != velocity_ && onset_possible(!program_pending_, true);
+  }
+  if (t < drum0) {  // PROGRAM
+    const int p = t - program0;
+    return !due && !pending && p != program_ && onset_possible(false, true);
+  }
+  // DRUM_ON
+  const int k = t - drum0;
+  return !due && !program_pending_ && velocity_ >= 0 && k * 2 + 1 > last_on_key_;
+}
+
+void EventGrammar::mask(std::vector<float>& logits) const {
+  const int n = std::min<int>(static_cast<int>(logits.size()), v_.size());
+  std::vector<char> ok(static_cast<size_t>(n));
+  bool any = false;
+  for (int t = 0; t < n; t++) any |= (ok[t] = allowed(t)) != 0;
+  if (!any) return;  // cannot happen by construction; never leave the sampler nothing to draw
+  for (int t = 0; t < n; t++)
+    if (!ok[t]) logits[t] = -std::numeric_limits<float>::infinity();
 }
 
 nlohmann::json EventVocab::to_json() const {

@@ -58,4 +58,43 @@ struct EventVocab {
   static EventVocab from_json(const nlohmann::json& j);  // validates; throws imagine::Error
 };
 
+// The canonical form of an event stream: exactly the streams EventVocab::encode writes, so
+// that decode then encode gives back the same tokens. Sampling under this grammar makes a
+// generated piece re-encode, after a MIDI write and read, to the very tokens that were
+// sampled (the token watermark is detected on them). Within one time step encode writes
+// the NOTE_OFFs first (ascending pitch), then each onset as [PROGRAM] [VELOCITY] NOTE_ON or
+// DRUM_ON in ascending (pitch, drum) order, PROGRAM / VELOCITY only when they change; gaps
+// are TIME_SHIFTs of max_shift_steps and a last shorter one. The grammar also keeps notes
+// decodable as written: a key does not start while it sounds, a note lasts at least one
+// step, every note is closed before EOS, and (optionally) no new note lasts longer than a
+// cap: the stream must close it when it reaches the cap.
+class EventGrammar {
+ public:
+  explicit EventGrammar(const EventVocab& vocab);
+  // Notes started from now on are closed after at most this many steps (0 = no cap).
+  void set_note_cap(int64_t steps) { cap_ = steps; }
+  void push(int token);             // the next token of the stream (any token: state follows decode)
+  bool allowed(int token) const;    // would `token` keep the stream canonical?
+  void mask(std::vector<float>& logits) const;  // -inf for every token not allowed
+
+ private:
+  EventVocab v_;
+  int64_t now_ = 0;
+  int64_t open_start_[128];   // step the sounding note of each pitch started, -1 if none
+  bool open_capped_[128];     // started after set_note_cap
+  int velocity_ = -1;         // bin in force; -1 before the first VELOCITY (encode states it first)
+  int program_ = 0;
+  int last_ = -1;             // previous token
+  bool partial_shift_ = false;  // previous token was a TIME_SHIFT shorter than the longest
+  bool program_pending_ = false, velocity_pending_ = false;
+  bool step_has_on_ = false;  // an onset was written in this step
+  int last_off_ = -1;         // highest NOTE_OFF pitch of this step
+  int last_on_key_ = -1;      // (pitch * 2 + drum) of this step's last onset
+  int64_t cap_ = 0;
+
+  int64_t shift_room() const;   // steps the next shift may take before a capped note overruns (INT64_MAX: no limit)
+  int min_due_pitch() const;    // lowest pitch of a capped note that must close now, 128 if none
+  bool onset_possible(bool drum_ok, bool note_ok) const;
+};
+
 }  // namespace imagine

@@ -32,15 +32,7 @@ void put_le(std::string& out, uint32_t v) {
   for (int i = 0; i < 4; i++) out.push_back(char((v >> (8 * i)) & 0xFF));
 }
 
-bool is_text(const std::string& b) {
-  if (b.find('\0') != std::string::npos) return false;
-  for (size_t i = 0; i < b.size();) {
-    const size_t n = utf8_length(b, i);
-    if (n == 0) return false;
-    i += n;
-  }
-  return true;
-}
+bool is_text(const std::string& b) { return b.find('\0') == std::string::npos && is_valid_utf8(b); }
 
 std::string xml_escape(const std::string& s) {
   std::string o;

@@ -43,7 +43,11 @@ ModelRecord model_record(const std::string& model_dir, const std::string& which)
     td["files"] = ds["files"].size();
     if (!td.contains("fingerprint")) td["fingerprint"] = "sha256:" + sha256_hex(all);
   }
-  if (cfg.contains("data_license")) td["license"] = cfg["data_license"];
+  // The licence by name and hash: its full text stays in config.json and the model card.
+  if (cfg.contains("data_license") && cfg["data_license"].is_object()) {
+    const nlohmann::json& lic = cfg["data_license"];
+    td["license"] = {{"summary", lic.value("summary", "")}, {"sha256", lic.value("sha256", "")}};
+  }
   r.training_data = td;
   return r;
 }

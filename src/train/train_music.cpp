@@ -10,6 +10,7 @@
 #include "data/music_dataset.h"
 #include "data/token_dataset.h"
 #include "models/music_model.h"
+#include "provenance/audit.h"
 #include "train/token_task.h"
 #include "train/train_text.h"
 
@@ -123,6 +124,8 @@ MusicTrainResult train_music(const Options& given, const std::function<void(cons
                             {"valid_events", val_tokens.size()},
                             {"note_seconds_p99", note_length_quantile(data.train, 0.99)},
                             {"augmentation", {{"transpose", aug.transpose}, {"stretch", aug.stretch}}}};
+  // The copy audit's melody index over the training pieces (imagine audit, --reject-copies).
+  dataset["copy_index"] = save_copy_index(build_music_copy_index(data.train), out);
 
   torch::manual_seed(result.seed);
   MusicModel model;

@@ -11,6 +11,7 @@
 #include "data/token_dataset.h"
 #include "generate/text_generate.h"
 #include "models/text_model.h"
+#include "provenance/audit.h"
 #include "train/token_task.h"
 
 namespace imagine {
@@ -21,6 +22,8 @@ const OptionTable& text_train_table() {
                   "Train a GPT-style Transformer on a text file or a folder of text files.");
     t.text("data", "", "text file or folder of text files (recursive; binary files are skipped)", "PATH")
         .text("out", "", "model directory to write (refuses to overwrite an existing model)", "DIR")
+        .text("data-license", "", "licence of the training data: its name (e.g. CC-BY-4.0) or a file holding its text; "
+              "recorded in config.json, the model card (README.md) and every output's manifest", "TEXT|FILE")
         .flag("resume", false, "continue the run in --out from checkpoint-latest exactly")
         .integer("steps", 2000, 0, 1e9, "optimizer steps in total")
         .integer("batch-size", 12, 1, 65536, "sequences per micro-batch")
@@ -158,6 +161,8 @@ TextTrainResult train_text(const Options& given, const std::function<void(const 
                             {"documents", corpus.documents}, {"val_fraction", val_fraction},
                             {"train_bytes", train_text_s.size()}, {"val_bytes", val_text.size()},
                             {"train_tokens", train_tokens.size()}, {"val_tokens", val_tokens.size()}};
+  // The copy audit's suffix array over the training split (imagine audit, --reject-copies).
+  dataset["copy_index"] = save_copy_index(build_text_copy_index(corpus, train_text_s.size(), *model.tokenizer), out);
   if (resume && previous.contains("dataset")) {
     const auto& old_files = previous["dataset"].value("files", nlohmann::json::array());
     if (old_files != files) log("warning: the data differs from the run being resumed");

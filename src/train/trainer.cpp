@@ -19,6 +19,7 @@
 #include "core/safetensors.h"
 #include "core/signals.h"
 #include "nn/weights.h"
+#include "train/model_card.h"
 
 namespace fs = std::filesystem;
 
@@ -161,8 +162,16 @@ void Trainer::resume() {
                 "the checkpoint is at step ", start_step_, ", beyond --steps ", recipe_.steps);
 }
 
+nlohmann::json Trainer::config_json(int64_t step) const {
+  nlohmann::json cfg = task_.model_config();
+  cfg["training"] = training_record(step);
+  if (run_info_.contains("data_license")) cfg["data_license"] = run_info_["data_license"];
+  return cfg;
+}
+
 nlohmann::json Trainer::training_record(int64_t step) const {
   nlohmann::json j = run_info_;
+  j.erase("data_license");
   j["recipe"] = recipe_.to_json();
   j["seed"] = seed_;
   j["step"] = step;
@@ -181,9 +190,7 @@ void Trainer::save_best(int64_t step, double val_loss) {
   best_step_ = step;
   save_safetensors(join_path(out_, "model.safetensors"), module_weights(task_.model()),
                    {{"format", "pt"}, {"step", std::to_string(step)}});
-  nlohmann::json cfg = task_.model_config();
-  cfg["training"] = training_record(step);
-  write_model_config(out_, cfg);
+  write_model_config(out_, config_json(step));
 }
 
 void Trainer::save_latest(int64_t step, double elapsed) {
@@ -230,9 +237,7 @@ void Trainer::save_latest(int64_t step, double elapsed) {
   fs::remove_all(old, ec);
   if (!std::isfinite(best_val_)) {
     // No evaluation yet: keep config.json current so the directory is always loadable.
-    nlohmann::json cfg = task_.model_config();
-    cfg["training"] = training_record(step);
-    write_model_config(out_, cfg);
+    write_model_config(out_, config_json(step));
     if (!path_exists(join_path(out_, "model.safetensors")))
       write_file_atomic(join_path(out_, "model.safetensors"), model_bytes);
   }
@@ -412,6 +417,8 @@ RunSetup start_run(const Options& given, const std::vector<std::string>& arch_ke
                   "pass --resume to continue it, or choose another --out (delete the folder to start over)", s.out,
                   " already holds a model; refusing to overwrite it");
   }
+  s.data_license = resolve_data_license(
+      s.options.table && s.options.table->find("data-license") ? s.options.s("data-license") : "", s.previous);
   s.threads = set_threads(static_cast<int>(s.options.i("threads")));
   s.device = resolve_device(s.options.s("device"));
   int64_t seed = s.options.i("seed");
@@ -422,14 +429,20 @@ RunSetup start_run(const Options& given, const std::vector<std::string>& arch_ke
 
 TrainOutcome run_trainer(TrainTask& task, const TrainRecipe& recipe, const RunSetup& setup,
                          const std::function<void(const std::string&)>& log) {
-  const nlohmann::json run_info = {
+  nlohmann::json run_info = {
       {"device", setup.device.str()}, {"threads", setup.threads}, {"options", setup.options.to_json()}};
+  if (!setup.data_license.is_null()) run_info["data_license"] = setup.data_license;
   Trainer trainer(task, recipe, setup.out, setup.seed, run_info, setup.options.b("quiet"));
   if (setup.resume) {
     trainer.resume();
     log(str("resuming ", setup.out, " from its latest checkpoint"));
   }
-  return trainer.run();
+  TrainOutcome outcome = trainer.run();
+  if (path_exists(join_path(setup.out, "config.json"))) {
+    write_model_card(setup.out);
+    log("wrote the model card " + join_path(setup.out, "README.md"));
+  }
+  return outcome;
 }
 
 TrainRecipe recipe_from_options(const Options& o) {

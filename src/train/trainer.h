@@ -103,6 +103,7 @@ class Trainer {
   std::string out_;
   uint64_t seed_;
   nlohmann::json run_info_;
+  nlohmann::json config_json(int64_t step) const;  // config.json: the task's model config + training record
   bool quiet_;
   std::vector<OptimizerGroup> groups_;
   std::vector<AdamW> opts_;  // one per group
@@ -127,6 +128,7 @@ struct RunSetup {
   int threads = 0;
   torch::Device device = torch::kCPU;
   uint64_t seed = 0;                   // the seed in effect (the recorded one on --resume)
+  nlohmann::json data_license;         // --data-license resolved (train/model_card.h), or the recorded one
 };
 
 // Checks --out, refuses to overwrite an existing model unless --resume (which restores the

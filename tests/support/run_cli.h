@@ -98,6 +98,19 @@ inline std::string describe(const std::vector<std::string>& args, const ProcResu
          "\n  stdout: " + r.out.substr(0, 2000) + "\n  stderr: " + r.err.substr(0, 2000);
 }
 
+// Runs each command in turn (e.g. a suite's training runs); false at the first failure,
+// with its description appended to *log.
+inline bool run_all(const std::vector<std::vector<std::string>>& commands, double timeout_s, std::string* log) {
+  for (const auto& args : commands) {
+    auto r = run_imagine(args, timeout_s);
+    if (!(r.exited && r.code == 0)) {
+      *log += describe(args, r);
+      return false;
+    }
+  }
+  return true;
+}
+
 inline bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 // A clean failure: a normal exit with the given code and an error: + hint: pair on stderr.
