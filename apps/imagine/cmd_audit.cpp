@@ -27,23 +27,30 @@ namespace {
 const OptionTable& audit_table() {
   static const OptionTable table = [] {
     AuditOptions d;
-    OptionTable t("imagine audit --model MODEL_DIR FILE... | --generate N [--json]",
-                  "Audit outputs for copies of the model's training data: text and music by the longest verbatim "
-                  "(melodic) run shared with a training file, images by the nearest training images in pixel and "
-                  "feature space (ratio test). Names the training item. Exit status 0 whatever the verdict.");
+    OptionTable t(
+        "imagine audit --model MODEL_DIR FILE... | --generate N [--json]",
+        "Audit outputs for copies of the model's training data: text and music by the longest verbatim "
+        "(melodic) run shared with a training file, images by the nearest training images in pixel and "
+        "feature space (ratio test). Names the training item. Exit status 0 whatever the verdict.");
     t.text("model", "", "model directory the outputs came from", "DIR")
-        .integer("generate", 0, 0, 100000, "audit N fresh samples of the model instead of files (sample i: seed + i)")
+        .integer("generate", 0, 0, 100000,
+                 "audit N fresh samples of the model instead of files (sample i: seed + i)")
         .integer("seed", 1, 0, 9.2e18, "first seed of --generate")
         .text("prompt", "", "text models: prompt of the --generate samples", "S")
         .integer("max-tokens", 256, 1, 1e6, "text models: new tokens per --generate sample")
         .real("seconds", 20, 1, 3600, "music models: length of each --generate sample")
         .real("temperature", SamplingParams{}.temperature, 0.0, 100.0, "sampling temperature of --generate")
-        .integer("min-tokens", 0, 0, 1e9, "text: flag a verbatim run of this many tokens (0 = 50 for BPE, 200 for bytes)")
-        .integer("min-melody-notes", d.min_melody_notes, 3, 1e6, "music: flag a shared melody of this many notes")
-        .real("ratio", d.neighbours.threshold, 0.0, 1.0, "images: flag when nearest / mean of the k nearest < this")
+        .integer("min-tokens", 0, 0, 1e9,
+                 "text: flag a verbatim run of this many tokens (0 = 50 for BPE, 200 for bytes)")
+        .integer("min-melody-notes", d.min_melody_notes, 3, 1e6,
+                 "music: flag a shared melody of this many notes")
+        .real("ratio", d.neighbours.threshold, 0.0, 1.0,
+              "images: flag when nearest / mean of the k nearest < this")
         .integer("k", static_cast<int64_t>(d.neighbours.k), 2, 10000, "images: neighbours of the ratio test")
-        .text("out", "", "images: folder for the side-by-side PNGs (default: FILE.audit.png beside each file; "
-              "none for --generate)", "DIR")
+        .text("out", "",
+              "images: folder for the side-by-side PNGs (default: FILE.audit.png beside each file; "
+              "none for --generate)",
+              "DIR")
         .text("feature-cache", "", "images: where the feature network is cached", "DIR")
         .flag("json", false, "print one JSON object")
         .integer("threads", 0, 0, 1024, "CPU threads (0 = all cores)")
@@ -60,8 +67,8 @@ struct Item {
 };
 
 // One side-by-side picture: it shows generated content, so it leaves through the writer.
-std::string write_picture(const CopyAuditor& a, const OutputWriter& w, const ModelRecord& model, const Image& img,
-                          const std::string& path) {
+std::string write_picture(const CopyAuditor& a, const OutputWriter& w, const ModelRecord& model,
+                          const Image& img, const std::string& path) {
   GenerationRecord rec;
   rec.kind = "image";
   rec.verb = "audit";
@@ -71,7 +78,8 @@ std::string write_picture(const CopyAuditor& a, const OutputWriter& w, const Mod
   return path;
 }
 
-std::vector<Item> audit_files(const Options& o, const CopyAuditor& a, const OutputWriter* w, const ModelRecord* model) {
+std::vector<Item> audit_files(const Options& o, const CopyAuditor& a, const OutputWriter* w,
+                              const ModelRecord* model) {
   std::vector<Item> items;
   for (const std::string& path : o.positional) {
     const std::string bytes = read_file(path);
@@ -100,14 +108,16 @@ std::vector<Item> audit_files(const Options& o, const CopyAuditor& a, const Outp
         throw Error(path + " is audio: imagine audits the MIDI it was rendered from",
                     "audit the .mid file (imagine render writes the WAV from it)");
       default:
-        throw Error(path + " is not text, PNG, JPEG or MIDI", "audit files written by imagine generate / vary / continue");
+        throw Error(path + " is not text, PNG, JPEG or MIDI",
+                    "audit files written by imagine generate / vary / continue");
     }
     items.push_back(std::move(it));
   }
   return items;
 }
 
-std::vector<Item> audit_samples(const Options& o, const CopyAuditor& a, const OutputWriter* w, const ModelRecord* model) {
+std::vector<Item> audit_samples(const Options& o, const CopyAuditor& a, const OutputWriter* w,
+                                const ModelRecord* model) {
   const std::string dir = o.s("model");
   const int64_t n = o.i("generate");
   const uint64_t seed = static_cast<uint64_t>(o.i("seed"));
@@ -145,7 +155,8 @@ std::vector<Item> audit_samples(const Options& o, const CopyAuditor& a, const Ou
       const Image img = tensor_to_image(x[i]);
       Item it{str("sample seed ", seed + static_cast<uint64_t>(i)), a.audit_image(img), ""};
       if (w && !o.s("out").empty())
-        it.picture = write_picture(a, *w, *model, img, join_path(o.s("out"), str("sample-s", seed + i, ".audit.png")));
+        it.picture =
+            write_picture(a, *w, *model, img, join_path(o.s("out"), str("sample-s", seed + i, ".audit.png")));
       items.push_back(std::move(it));
     }
   }
@@ -153,7 +164,8 @@ std::vector<Item> audit_samples(const Options& o, const CopyAuditor& a, const Ou
 }
 
 int run_audit(const Options& o) {
-  if (o.s("model").empty()) throw UsageError("missing --model", "pass --model MODEL_DIR (the model the outputs came from)");
+  if (o.s("model").empty())
+    throw UsageError("missing --model", "pass --model MODEL_DIR (the model the outputs came from)");
   const bool generate = o.i("generate") > 0;
   if (!generate && o.positional.empty())
     throw UsageError("nothing to audit", "pass FILE... (outputs of the model) or --generate N");
@@ -167,7 +179,8 @@ int run_audit(const Options& o) {
   opt.neighbours.threshold = o.f("ratio");
   opt.neighbours.k = static_cast<size_t>(o.i("k"));
   opt.feature_cache = o.s("feature-cache");
-  std::unique_ptr<CopyAuditor> a = open_copy_auditor(o.s("model"), opt, [&](const std::string& s) { note(quiet, s); });
+  std::unique_ptr<CopyAuditor> a =
+      open_copy_auditor(o.s("model"), opt, [&](const std::string& s) { note(quiet, s); });
   // Only image audits write (their side-by-side pictures).
   std::unique_ptr<OutputWriter> writer;
   ModelRecord model;
@@ -183,15 +196,19 @@ int run_audit(const Options& o) {
   if (o.b("json")) {
     nlohmann::json arr = nlohmann::json::array();
     for (const Item& it : items) {
-      nlohmann::json j = {{"name", it.name},           {"kind", it.report.kind},       {"flagged", it.report.flagged},
-                          {"summary", it.report.summary}, {"detail", it.report.detail}};
+      nlohmann::json j = {{"name", it.name},
+                          {"kind", it.report.kind},
+                          {"flagged", it.report.flagged},
+                          {"summary", it.report.summary},
+                          {"detail", it.report.detail}};
       if (!it.picture.empty()) j["side_by_side"] = it.picture;
       arr.push_back(j);
     }
-    std::printf("%s\n", nlohmann::json{{"model", o.s("model")}, {"audited", items.size()}, {"flagged", flagged},
-                                       {"items", arr}}
-                            .dump(2)
-                            .c_str());
+    std::printf("%s\n",
+                nlohmann::json{
+                    {"model", o.s("model")}, {"audited", items.size()}, {"flagged", flagged}, {"items", arr}}
+                    .dump(2)
+                    .c_str());
     return 0;
   }
   for (const Item& it : items) {

@@ -83,6 +83,8 @@ const OptionTable& detect_table() {
         .text("watermark-key", "", "watermark key file (default: $XDG_CONFIG_HOME/imagine/watermark.key)", "FILE")
         .real("z-threshold", pol.z_threshold, 0, 100, "verdict 'watermarked' above this z (4 = p < 3.2e-5)")
         .integer("min-tokens", pol.min_tokens, 1, 1e9, "fewer scored tokens than this without a mark: inconclusive")
+        .real("entropy-threshold", 0, 0, 20,
+              "text: score only positions where --model's next-token entropy is at least this many nats (SWEET; 0 = all)")
         .integer("watermark-context", d.context, 1, 4, "token context of the green list, when the file has no manifest")
         .real("watermark-gamma", d.gamma, 0.01, 0.99, "green fraction, when the file has no manifest")
         .flag("json", false, "one JSON object per file, one per line");
@@ -98,6 +100,7 @@ int detect_cmd(const Options& o) {
   opt.model_dir = o.s("model");
   opt.policy.z_threshold = o.f("z-threshold");
   opt.policy.min_tokens = o.i("min-tokens");
+  opt.entropy_threshold = o.f("entropy-threshold");
   opt.tokens.context = static_cast<int>(o.i("watermark-context"));
   opt.tokens.gamma = o.f("watermark-gamma");
   opt.tokens.validate();

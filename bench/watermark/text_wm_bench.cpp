@@ -4,9 +4,13 @@
 //           the samples under the unwatermarked model), and z after random token
 //           replacement (10%, 20%) and character insertions/deletions.
 //   null  : z over windows of W tokens of human text that no model here produced.
+//   sweet : SWEET-style entropy filtering (provenance/sweet.h): for each entropy threshold,
+//           z at prefixes of watermarked samples and the null z over human-text windows,
+//           both scoring only positions whose next-token entropy reaches the threshold.
 // Prints one JSON object per configuration.
 //   text_wm_bench gen MODEL_DIR N L H DELTA TEMP [SEED]
 //   text_wm_bench null MODEL_DIR H WINDOW FILE...
+//   text_wm_bench sweet MODEL_DIR N L H DELTA TEMP THRESHOLDS WINDOW FILE...   (THRESHOLDS: 0,0.5,1)
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -17,6 +21,7 @@
 #include "core/runtime.h"
 #include "generate/text_generate.h"
 #include "models/text_model.h"
+#include "provenance/sweet.h"
 #include "provenance/token_watermark.h"
 
 using namespace imagine;
@@ -62,6 +67,74 @@ int main(int argc, char** argv) {
       nlohmann::json j = {{"mode", "null"}, {"model", a[1]}, {"tokenizer", model.tokenizer->kind()}, {"context", p.context},
                           {"window", window}, {"files", files}, {"z", summary(zs)}, {"max_z", mx}};
       std::printf("%s\n", j.dump().c_str());
+      return 0;
+    }
+    if (a[0] == "sweet") {
+      const int n = std::stoi(a[2]), len = std::stoi(a[3]);
+      TokenWatermarkParams p;
+      p.context = std::stoi(a[4]);
+      p.delta = std::stod(a[5]);
+      const double temp = std::stod(a[6]);
+      std::vector<double> thresholds;
+      for (size_t at = 0; at < a[7].size();) {
+        const size_t comma = a[7].find(',', at);
+        thresholds.push_back(std::stod(a[7].substr(at, comma == std::string::npos ? std::string::npos : comma - at)));
+        at = comma == std::string::npos ? a[7].size() : comma + 1;
+      }
+      const size_t window = std::stoul(a[8]);
+      TokenWatermark wm(kKey, p);
+      const std::vector<int> prefixes = {50, 100, 200, 400};
+      // z[threshold][prefix] over samples; scored counts alongside.
+      std::vector<std::vector<std::vector<double>>> zs(thresholds.size(), std::vector<std::vector<double>>(prefixes.size()));
+      std::vector<std::vector<double>> kept(thresholds.size());
+      for (int i = 0; i < n; i++) {
+        TextRequest req;
+        req.max_tokens = len;
+        req.seed = 1000 + i;
+        req.sampling.temperature = temp;
+        req.logit_hook = [&](std::vector<float>& l, const std::vector<int64_t>& t) { wm.bias(l, t); };
+        const TextResult r = generate_text(model, req);
+        const auto toks = model.tokenizer->encode(r.text);
+        const std::vector<double> h = next_token_entropies(model, toks);
+        for (size_t t = 0; t < thresholds.size(); t++) {
+          const std::vector<bool> mask = entropy_mask(h, thresholds[t]);
+          size_t on = 0;
+          for (bool b : mask) on += b;
+          kept[t].push_back(double(on) / std::max<size_t>(mask.size(), 1));
+          for (size_t k = 0; k < prefixes.size(); k++) {
+            if (toks.size() < size_t(prefixes[k])) continue;
+            const std::vector<int64_t> pre(toks.begin(), toks.begin() + prefixes[k]);
+            const std::vector<bool> m(mask.begin(), mask.begin() + prefixes[k]);
+            zs[t][k].push_back(wm.detect(pre, DetectionPolicy{}, 0, &m).z);
+          }
+        }
+      }
+      // Null: human text windows, each scored with its own entropies.
+      std::vector<std::vector<double>> null(thresholds.size());
+      for (size_t f = 9; f < a.size(); f++) {
+        std::string text;
+        try { text = read_file(a[f]); } catch (const Error&) { continue; }
+        const auto toks = model.tokenizer->encode(text);
+        for (size_t s0 = 0; s0 + window <= toks.size(); s0 += window) {
+          const std::vector<int64_t> w(toks.begin() + s0, toks.begin() + s0 + window);
+          const std::vector<double> h = next_token_entropies(model, w);
+          for (size_t t = 0; t < thresholds.size(); t++) {
+            const std::vector<bool> m = entropy_mask(h, thresholds[t]);
+            null[t].push_back(wm.detect(w, DetectionPolicy{}, 0, &m).z);
+          }
+        }
+      }
+      for (size_t t = 0; t < thresholds.size(); t++) {
+        double mx = -1e9, mean_kept = 0;
+        for (double z : null[t]) mx = std::max(mx, z);
+        for (double k : kept[t]) mean_kept += k / std::max<size_t>(kept[t].size(), 1);
+        nlohmann::json j = {{"mode", "sweet"}, {"model", a[1]}, {"tokenizer", model.tokenizer->kind()},
+                            {"params", p.to_json()}, {"temperature", temp}, {"samples", n}, {"threshold", thresholds[t]},
+                            {"scored_fraction", mean_kept}, {"null_window", window}, {"null_z", summary(null[t])},
+                            {"null_max_z", mx}};
+        for (size_t k = 0; k < prefixes.size(); k++) j["z_at"][std::to_string(prefixes[k])] = summary(zs[t][k]);
+        std::printf("%s\n", j.dump().c_str());
+      }
       return 0;
     }
     const int n = std::stoi(a[2]), len = std::stoi(a[3]);

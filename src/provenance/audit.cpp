@@ -33,10 +33,14 @@ std::string excerpt(const std::string& s, size_t limit = 120) {
   std::string out;
   for (size_t i = 0; i < s.size() && out.size() < limit; i++) {
     const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c == '\n') out += "\\n";
-    else if (c == '\t') out += "\\t";
-    else if (c < 0x20 || c == 0x7f) out += '?';
-    else out += static_cast<char>(c);
+    if (c == '\n')
+      out += "\\n";
+    else if (c == '\t')
+      out += "\\t";
+    else if (c < 0x20 || c == 0x7f)
+      out += '?';
+    else
+      out += static_cast<char>(c);
   }
   // Do not end inside a UTF-8 sequence.
   while (!out.empty() && (static_cast<unsigned char>(out.back()) & 0xC0) == 0x80) out.pop_back();
@@ -88,7 +92,9 @@ class TextAuditor : public CopyAuditor {
     if (r.flagged) {
       for (const TokenMatch& x : index_.matches(q, static_cast<size_t>(min_tokens_))) {
         if (runs.size() >= 20) break;
-        runs.push_back({{"query_token", x.query_begin}, {"tokens", x.length}, {"training_file", x.document_name},
+        runs.push_back({{"query_token", x.query_begin},
+                        {"tokens", x.length},
+                        {"training_file", x.document_name},
                         {"training_byte_offset", training_byte_offset(x.document, x.document_offset)}});
       }
     }
@@ -96,9 +102,10 @@ class TextAuditor : public CopyAuditor {
     r.detail = d;
     r.summary = m.length == 0
                     ? "no token of it occurs in the training data"
-                    : str(r.flagged ? "COPY: " : "", "longest verbatim run ", m.length, " ", unit == "bytes" ? "bytes" : "tokens",
-                          " (flag at ", min_tokens_, ") from ", m.document_name, " at byte ",
-                          d["training_byte_offset"].get<uint64_t>(), ": \"", excerpt(d["excerpt"].get<std::string>(), 60), "\"");
+                    : str(r.flagged ? "COPY: " : "", "longest verbatim run ", m.length, " ",
+                          unit == "bytes" ? "bytes" : "tokens", " (flag at ", min_tokens_, ") from ",
+                          m.document_name, " at byte ", d["training_byte_offset"].get<uint64_t>(), ": \"",
+                          excerpt(d["excerpt"].get<std::string>(), 60), "\"");
     return r;
   }
 
@@ -110,7 +117,8 @@ class TextAuditor : public CopyAuditor {
   uint64_t training_byte_offset(size_t document, size_t token_offset) const {
     if (tok_->kind() == "byte") return token_offset;
     const std::vector<int32_t> doc = index_.document_tokens(document);
-    std::vector<int64_t> head(doc.begin(), doc.begin() + static_cast<long>(std::min(token_offset, doc.size())));
+    std::vector<int64_t> head(doc.begin(),
+                              doc.begin() + static_cast<long>(std::min(token_offset, doc.size())));
     return tok_->decode(head).size();
   }
 };
@@ -141,10 +149,11 @@ class MusicAuditor : public CopyAuditor {
       d["occurrences"] = m.occurrences;
     }
     r.detail = d;
-    r.summary = m.symbols == 0 ? "no three-note melodic figure of it occurs in the training pieces"
-                               : str(r.flagged ? "COPY: " : "", "longest shared melody ", m.melody_notes,
-                                     " notes (flag at ", min_notes_, ") with ", m.piece_name, " from its note ",
-                                     m.training_note, ", at ", d["query_seconds"].get<double>(), " s in the piece");
+    r.summary = m.symbols == 0
+                    ? "no three-note melodic figure of it occurs in the training pieces"
+                    : str(r.flagged ? "COPY: " : "", "longest shared melody ", m.melody_notes,
+                          " notes (flag at ", min_notes_, ") with ", m.piece_name, " from its note ",
+                          m.training_note, ", at ", d["query_seconds"].get<double>(), " s in the piece");
     return r;
   }
 
@@ -160,7 +169,9 @@ class MusicAuditor : public CopyAuditor {
 class ImageAuditor : public CopyAuditor {
  public:
   ImageAuditor(ImageData data, FeatureSpace fs, NeighbourOptions nb)
-      : data_(std::move(data)), fs_(std::move(fs)), nb_(nb),
+      : data_(std::move(data)),
+        fs_(std::move(fs)),
+        nb_(nb),
         pixels_(rows_of(images_to_float(data_.train.images))),
         features_(rows_of(extract_features(fs_.net, images_to_float(data_.train.images)))) {}
   std::string kind() const override { return "image"; }
@@ -174,7 +185,8 @@ class ImageAuditor : public CopyAuditor {
     r.flagged = px.flagged || ft.flagged;
     auto space = [&](const NeighbourReport& n, double scale) {
       nlohmann::json items = nlohmann::json::array();
-      for (size_t i = 0; i < std::min<size_t>(3, n.indices.size()); i++) items.push_back(describe(n.indices[i], n.distances[i] * scale));
+      for (size_t i = 0; i < std::min<size_t>(3, n.indices.size()); i++)
+        items.push_back(describe(n.indices[i], n.distances[i] * scale));
       return nlohmann::json{{"ratio", n.ratio}, {"flagged", n.flagged}, {"nearest", items}};
     };
     // Pixel distances as RMS per sample (0..1), readable whatever the image size.
@@ -185,8 +197,8 @@ class ImageAuditor : public CopyAuditor {
                 {"pixel", space(px, rms)},
                 {"feature", space(ft, 1.0)}};
     r.summary = str(r.flagged ? "COPY: " : "", "nearest training image #", px.indices[0], " (RMS ",
-                    px.distances[0] * rms, ", ratio ", px.ratio, "); in feature space #", ft.indices[0], " (ratio ",
-                    ft.ratio, "); flag at ratio < ", nb_.threshold);
+                    px.distances[0] * rms, ", ratio ", px.ratio, "); in feature space #", ft.indices[0],
+                    " (ratio ", ft.ratio, "); flag at ratio < ", nb_.threshold);
     return r;
   }
 
@@ -195,7 +207,8 @@ class ImageAuditor : public CopyAuditor {
     const NeighbourReport px = pixels_.nearest_one(vector_of(x));
     std::vector<Image> tiles = {tensor_to_image(x)};
     for (size_t i = 0; i < std::min<size_t>(3, px.indices.size()); i++)
-      tiles.push_back(tensor_to_image(images_to_float(data_.train.images[static_cast<int64_t>(px.indices[i])])));
+      tiles.push_back(
+          tensor_to_image(images_to_float(data_.train.images[static_cast<int64_t>(px.indices[i])])));
     const int scale = std::max(1, (96 + tiles[0].width - 1) / tiles[0].width);
     for (Image& t : tiles) t = resize_exact(t, t.width * scale, t.height * scale);
     return make_grid(tiles, static_cast<int>(tiles.size()), 4);
@@ -217,8 +230,8 @@ class ImageAuditor : public CopyAuditor {
     return std::vector<float>(flat.data_ptr<float>(), flat.data_ptr<float>() + flat.numel());
   }
   torch::Tensor prepare(const Image& image) const {
-    return image_to_tensor(
-        to_channels(resize_cover(image, static_cast<int>(data_.image_size)), static_cast<int>(data_.channels)));
+    return image_to_tensor(to_channels(resize_cover(image, static_cast<int>(data_.image_size)),
+                                       static_cast<int>(data_.channels)));
   }
   nlohmann::json describe(size_t index, double distance) const {
     nlohmann::json j = {{"index", index}, {"distance", distance}};
@@ -235,13 +248,14 @@ std::unique_ptr<CopyAuditor> open_image_auditor(const std::string& dir, const nl
                                                 const std::function<void(const std::string&)>& log) {
   const nlohmann::json ds = cfg.value("dataset", nlohmann::json::object());
   const std::string path = ds.value("path", std::string());
-  IMAGINE_CHECK(!path.empty(), "retrain the model with this version of imagine",
-                dir, "/config.json records no training data to audit against");
+  IMAGINE_CHECK(!path.empty(), "retrain the model with this version of imagine", dir,
+                "/config.json records no training data to audit against");
   const ImageArch arch = ImageArch::from_json(json_field(cfg, "architecture", dir + "/config.json"));
   ImageDataOptions dopt;
   dopt.size = arch.size;
   dopt.channels = arch.channels;
-  const nlohmann::json opts = cfg.value("training", nlohmann::json::object()).value("options", nlohmann::json::object());
+  const nlohmann::json opts =
+      cfg.value("training", nlohmann::json::object()).value("options", nlohmann::json::object());
   dopt.limit = opts.value("limit", int64_t{0});
   dopt.test_limit = opts.value("test-limit", int64_t{0});
   if (log) log("audit: loading the training images from " + path);
@@ -273,10 +287,12 @@ TokenIndex rebuild_text_index(const std::string& dir, const nlohmann::json& cfg,
   for (size_t i = 0; same && i < corpus.files.size(); i++)
     same = recorded[i].value("sha256", std::string()) == corpus.files[i].sha256;
   IMAGINE_CHECK(same, "restore the training files the model was trained on (config.json's dataset.files)",
-                "the text at ", path, " is not what ", dir, " was trained on (the files or their sha256 differ)");
+                "the text at ", path, " is not what ", dir,
+                " was trained on (the files or their sha256 differ)");
   const uint64_t train_bytes = ds.value("train_bytes", uint64_t{0});
-  IMAGINE_CHECK(train_bytes > 0 && train_bytes <= corpus.text.size(), "retrain the model with this version of imagine",
-                dir, "/config.json does not record its training split");
+  IMAGINE_CHECK(train_bytes > 0 && train_bytes <= corpus.text.size(),
+                "retrain the model with this version of imagine", dir,
+                "/config.json does not record its training split");
   return build_text_copy_index(corpus, train_bytes, tok);
 }
 
@@ -309,7 +325,9 @@ TokenIndex build_text_copy_index(const TextCorpus& corpus, uint64_t train_bytes,
   return builder.build();
 }
 
-TokenIndex build_music_copy_index(const std::vector<Song>& train_pieces) { return build_melody_index(train_pieces); }
+TokenIndex build_music_copy_index(const std::vector<Song>& train_pieces) {
+  return build_melody_index(train_pieces);
+}
 
 nlohmann::json copy_index_record(const TokenIndex& index) {
   return {{"file", kCopyIndexFile},
@@ -331,10 +349,13 @@ std::unique_ptr<CopyAuditor> open_copy_auditor(const std::string& dir, const Aud
   const std::string index_path = join_path(dir, kCopyIndexFile);
   if (family == "gpt-text") {
     std::unique_ptr<Tokenizer> tok = load_tokenizer(json_field(cfg, "tokenizer", dir + "/config.json"), dir);
-    TokenIndex index = path_exists(index_path) ? TokenIndex::load(index_path) : rebuild_text_index(dir, cfg, *tok, log);
-    IMAGINE_CHECK(index.label() == kTextLabel, "retrain the model, or delete the file to rebuild it from the data",
-                  index_path, " is not a text index (", index.label(), ")");
-    const int64_t min_tokens = options.min_tokens > 0 ? options.min_tokens : (tok->kind() == "byte" ? 200 : 50);
+    TokenIndex index =
+        path_exists(index_path) ? TokenIndex::load(index_path) : rebuild_text_index(dir, cfg, *tok, log);
+    IMAGINE_CHECK(index.label() == kTextLabel,
+                  "retrain the model, or delete the file to rebuild it from the data", index_path,
+                  " is not a text index (", index.label(), ")");
+    const int64_t min_tokens =
+        options.min_tokens > 0 ? options.min_tokens : (tok->kind() == "byte" ? 200 : 50);
     return std::make_unique<TextAuditor>(std::move(index), std::move(tok), min_tokens);
   }
   if (family == "gpt-music") {
@@ -350,9 +371,9 @@ std::unique_ptr<CopyAuditor> open_copy_auditor(const std::string& dir, const Aud
                              .value("val-fraction", 0.1);
       const MusicData data = load_music_data(path, val);
       IMAGINE_CHECK(static_cast<int64_t>(data.train.size()) == ds.value("train_pieces", int64_t{-1}),
-                    "restore the music the model was trained on (config.json's dataset.path)", "the music at ",
-                    path, " is not what ", dir, " was trained on (", data.train.size(), " training pieces, recorded ",
-                    ds.value("train_pieces", int64_t{-1}), ")");
+                    "restore the music the model was trained on (config.json's dataset.path)",
+                    "the music at ", path, " is not what ", dir, " was trained on (", data.train.size(),
+                    " training pieces, recorded ", ds.value("train_pieces", int64_t{-1}), ")");
       index = build_music_copy_index(data.train);
     }
     IMAGINE_CHECK(index.label() == melody_label(MelodyOptions{}),
@@ -361,7 +382,8 @@ std::unique_ptr<CopyAuditor> open_copy_auditor(const std::string& dir, const Aud
     return std::make_unique<MusicAuditor>(std::move(index), options.min_melody_notes);
   }
   if (family == "image") return open_image_auditor(dir, cfg, options, log);
-  throw Error(dir + " is a model of unknown family '" + family + "'", "pass a model directory written by imagine train");
+  throw Error(dir + " is a model of unknown family '" + family + "'",
+              "pass a model directory written by imagine train");
 }
 
 uint64_t retry_seed(uint64_t seed, int attempt) {
@@ -372,7 +394,8 @@ uint64_t retry_seed(uint64_t seed, int attempt) {
   return (z ^ (z >> 31)) >> 1;  // keep it a valid non-negative --seed
 }
 
-int reject_copies(int max_tries, const std::function<AuditReport(int attempt)>& attempt, nlohmann::json* record) {
+int reject_copies(int max_tries, const std::function<AuditReport(int attempt)>& attempt,
+                  nlohmann::json* record) {
   IMAGINE_CHECK(max_tries >= 1, "pass --reject-copies-tries 1 or more", "max_tries ", max_tries);
   nlohmann::json rejected = nlohmann::json::array();
   int i = 0;

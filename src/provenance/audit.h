@@ -15,9 +15,8 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "data/text_corpus.h"
 #include "image/image.h"
@@ -30,17 +29,17 @@ namespace imagine {
 constexpr const char* kCopyIndexFile = "copy-index.bin";
 
 struct AuditOptions {
-  int64_t min_tokens = 0;        // text: flag runs of this many tokens (0: 50 for BPE, 200 for bytes)
+  int64_t min_tokens = 0;         // text: flag runs of this many tokens (0: 50 for BPE, 200 for bytes)
   int64_t min_melody_notes = 16;  // music: flag a shared melody passage of this many notes
-  NeighbourOptions neighbours;   // images: k and the ratio threshold
-  std::string feature_cache;     // images: where the feature network is cached ("" = default)
+  NeighbourOptions neighbours;    // images: k and the ratio threshold
+  std::string feature_cache;      // images: where the feature network is cached ("" = default)
 };
 
 struct AuditReport {
-  std::string kind;          // text, music, image
-  bool flagged = false;      // a likely copy of training data
-  std::string summary;       // one line for people
-  nlohmann::json detail;     // the measurements and the training items, for --json and manifests
+  std::string kind;       // text, music, image
+  bool flagged = false;   // a likely copy of training data
+  std::string summary;    // one line for people
+  nlohmann::json detail;  // the measurements and the training items, for --json and manifests
 };
 
 class CopyAuditor {
@@ -77,6 +76,7 @@ nlohmann::json save_copy_index(const TokenIndex& index, const std::string& model
 // The seed of attempt k of an output first sampled with `seed`: seed itself for k = 0, then
 // a well-mixed function of both (so retries never collide with the next output's seed).
 uint64_t retry_seed(uint64_t seed, int attempt);
-int reject_copies(int max_tries, const std::function<AuditReport(int attempt)>& attempt, nlohmann::json* record);
+int reject_copies(int max_tries, const std::function<AuditReport(int attempt)>& attempt,
+                  nlohmann::json* record);
 
 }  // namespace imagine

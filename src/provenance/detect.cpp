@@ -9,6 +9,7 @@
 #include "music/midi.h"
 #include "provenance/carriers.h"
 #include "provenance/keys.h"
+#include "provenance/sweet.h"
 #include "tokenize/tokenizer.h"
 
 namespace imagine {
@@ -97,7 +98,18 @@ DetectReport detect_file(const std::string& path, const DetectOptions& opt) {
         r.note = "byte tokens (pass --model DIR to score with a BPE model's tokenizer)";
       }
       const TokenWatermarkParams p = token_params(prov, opt);
-      fill(r, TokenWatermark(key.bytes, p).detect(tok->encode(bytes), opt.policy), p);
+      const std::vector<int64_t> ids = tok->encode(bytes);
+      if (opt.entropy_threshold > 0) {
+        // SWEET-style: only positions where the model was uncertain are scored.
+        IMAGINE_CHECK(!opt.model_dir.empty(), "pass --model DIR (the model that wrote the text)",
+                      "--entropy-threshold needs the model to compute entropies");
+        TextModel m = load_text_model(opt.model_dir, torch::kCPU);
+        const std::vector<bool> mask = entropy_mask(next_token_entropies(m, ids), opt.entropy_threshold);
+        fill(r, TokenWatermark(key.bytes, p).detect(ids, opt.policy, 0, &mask), p);
+        r.note += str("; scoring positions with next-token entropy >= ", opt.entropy_threshold, " nats");
+      } else {
+        fill(r, TokenWatermark(key.bytes, p).detect(ids, opt.policy), p);
+      }
       return r;
     }
     default:

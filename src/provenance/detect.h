@@ -16,6 +16,9 @@ struct DetectOptions {
   std::string watermark_key;   // "" = the default key (never created by detection)
   std::string model_dir;       // text: its tokenizer; MIDI: its event vocabulary
   DetectionPolicy policy;      // z threshold, minimum scored tokens
+  // Text: score only positions whose next-token entropy under model_dir's model reaches
+  // this many nats (provenance/sweet.h); 0 = every position.
+  double entropy_threshold = 0;
   // Token parameters: taken from the file's manifest when it records them, else these.
   TokenWatermarkParams tokens;
   ImageWatermarkParams images;

@@ -4,9 +4,8 @@
 // trained, how well it did, what it is for and not for, and that its outputs are
 // watermarked and carry provenance. `imagine info` prints it.
 #pragma once
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 namespace imagine {
 
@@ -19,7 +18,8 @@ constexpr const char* kModelCardFile = "README.md";
 nlohmann::json resolve_data_license(const std::string& flag, const nlohmann::json& previous);
 
 // The card's Markdown for a model directory's config.json and metrics.jsonl lines.
-std::string model_card(const nlohmann::json& config, const std::string& metrics_jsonl, const std::string& model_name);
+std::string model_card(const nlohmann::json& config, const std::string& metrics_jsonl,
+                       const std::string& model_name);
 
 // Writes MODEL_DIR/README.md atomically from its config.json and metrics.jsonl.
 void write_model_card(const std::string& model_dir);

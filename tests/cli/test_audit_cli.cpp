@@ -12,23 +12,23 @@
 
 #include <filesystem>
 #include <fstream>
-
 #include <nlohmann/json.hpp>
-
-#include "core/files.h"
-#include "image/image.h"
-#include "provenance/carriers.h"
 
 #include "../support/run_cli.h"
 #include "../support/temp_dir.h"
+#include "core/files.h"
+#include "image/image.h"
+#include "provenance/carriers.h"
 
 namespace fs = std::filesystem;
 using namespace imagine::testing;
 
 namespace {
 
-const std::string kShakespeare = std::string(IMAGINE_SOURCE_DIR) + "/../shared/data/tinyshakespeare/input.txt";
-const std::string kChorales = std::string(IMAGINE_SOURCE_DIR) + "/../shared/data/jsb-chorales/jsb-chorales-16th.json";
+const std::string kShakespeare =
+    std::string(IMAGINE_SOURCE_DIR) + "/../shared/data/tinyshakespeare/input.txt";
+const std::string kChorales =
+    std::string(IMAGINE_SOURCE_DIR) + "/../shared/data/jsb-chorales/jsb-chorales-16th.json";
 
 // Nonsense no model could infer, 262 bytes: only memorisation reproduces it.
 const std::string kCanary =
@@ -45,7 +45,9 @@ const std::string kHeldOut =
 
 nlohmann::json json_out(const std::string& out) { return nlohmann::json::parse(out); }
 
-void write_bytes(const std::string& path, const std::string& bytes) { std::ofstream(path, std::ios::binary) << bytes; }
+void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+}
 
 // A clean failure with this exit code whose error line mentions `part`.
 void fails(const std::vector<std::string>& args, int code, const std::string& part) {
@@ -73,7 +75,10 @@ class AuditCli : public ::testing::Test {
     if (::stat(IMAGINE_BINARY, &st) != 0) return "";
     const std::string root = fs::path(IMAGINE_BINARY).parent_path().string() + "/test-cache";
     fs::create_directories(root);
-    const std::string key = std::to_string(st.st_mtime) + "-" + std::to_string(st.st_size);
+    // Bump kSetup when the training runs below change.
+    constexpr int kSetup = 2;
+    const std::string key =
+        std::to_string(st.st_mtime) + "-" + std::to_string(st.st_size) + "-v" + std::to_string(kSetup);
     const std::string dir = root + "/audit-" + key;
     const int lock = ::open((root + "/audit.lock").c_str(), O_CREAT | O_RDWR, 0644);
     if (lock < 0 || ::flock(lock, LOCK_EX) != 0) return "";
@@ -87,16 +92,25 @@ class AuditCli : public ::testing::Test {
       std::string corpus;
       for (int i = 0; i < 20; i++) corpus += plays.substr(i * 1000, 1000) + "\n" + kCanary + "\n";
       write_bytes(dir + "/corpus/plays.txt", corpus);
-      write_bytes(dir + "/LICENSE.txt", "CC-BY-SA-4.0\nShare alike, attribution required (test licence text).\n");
+      // One fixed watermark key for the canary runs: its bias then nudges greedy decoding the
+      // same way in every test process (each otherwise gets a fresh random key).
+      write_bytes(dir + "/watermark.key", "imagine-watermark-key v1\n" + std::string(64, 'a') + "\n");
+      write_bytes(dir + "/LICENSE.txt",
+                  "CC-BY-SA-4.0\nShare alike, attribution required (test licence text).\n");
       const std::vector<std::vector<std::string>> trains = {
-          {"train", "text", "--data", dir + "/corpus", "--out", dir + "/text", "--n-layer", "2", "--n-head", "2",
-           "--n-embd", "96", "--block-size", "64", "--batch-size", "16", "--steps", "2500", "--lr", "3e-3",
-           "--min-lr", "1e-3", "--warmup-steps", "20", "--eval-every", "1250", "--eval-iters", "2", "--val-fraction",
-           "0.02", "--no-samples", "--quiet", "--threads", "1", "--data-license", dir + "/LICENSE.txt"},
+          {"train",          "text",        "--data",         dir + "/corpus",
+           "--out",          dir + "/text", "--n-layer",      "2",
+           "--n-head",       "2",           "--n-embd",       "96",
+           "--block-size",   "64",          "--batch-size",   "16",
+           "--steps",        "3000",        "--lr",           "3e-3",
+           "--min-lr",       "1e-3",        "--warmup-steps", "20",
+           "--eval-every",   "1500",        "--eval-iters",   "2",
+           "--val-fraction", "0.02",        "--no-samples",   "--quiet",
+           "--threads",      "1",           "--data-license", dir + "/LICENSE.txt"},
           {"train", "image", "--model", "vae", "--out", dir + "/vae", "--preset", "tiny", "--threads", "1",
            "--feature-cache", dir + "/cache", "--quiet", "--data-license", "CC-BY-4.0"},
-          {"train", "music", "--data", kChorales, "--out", dir + "/music", "--preset", "tiny", "--quiet", "--threads",
-           "1"}};
+          {"train", "music", "--data", kChorales, "--out", dir + "/music", "--preset", "tiny", "--quiet",
+           "--threads", "1"}};
       ready = run_all(trains, 600, log);
       if (ready) write_bytes(dir + "/done", "");
     }
@@ -128,11 +142,10 @@ class AuditCli : public ::testing::Test {
 
 TEST_F(AuditCli, RegurgitatedCanaryIsFlaggedAndNamed) {
   const std::string out = dir_ + "/canary.txt";
-  ok({"generate", "text", "--model", models_ + "/text", "--prompt", kCanaryPrompt, "--temperature", "0", "--max-tokens",
-      "300", "--out", out, "--quiet", "--threads", "1"});
+  ok({"generate", "text", "--model", models_ + "/text", "--prompt", kCanaryPrompt, "--watermark-key",
+      models_ + "/watermark.key", "--temperature", "0", "--max-tokens", "300", "--out", out, "--quiet",
+      "--threads", "1"});
   const std::string written = imagine::read_file(out);
-  // The model did learn the canary: most of it comes back verbatim.
-  ASSERT_NE(written.find(kCanary.substr(40, 150)), std::string::npos) << written;
 
   const nlohmann::json j = audit({"--model", models_ + "/text", out});
   ASSERT_EQ(j["items"].size(), 1u);
@@ -151,7 +164,8 @@ TEST_F(AuditCli, RegurgitatedCanaryIsFlaggedAndNamed) {
   const size_t len = d["longest_bytes"].get<size_t>();
   const size_t q = d["query_byte_offset"].get<size_t>();
   EXPECT_EQ(corpus.substr(at, len), written.substr(q, len));
-  EXPECT_NE(kCanary.find(corpus.substr(at, 60)), std::string::npos);
+  // ... and the regurgitated run is the canary (the model learned it).
+  EXPECT_NE(kCanary.find(corpus.substr(at, 60)), std::string::npos) << written;
 
   // The human-readable form says the same.
   auto r = ok({"audit", "--model", models_ + "/text", out, "--quiet"});
@@ -163,7 +177,8 @@ TEST_F(AuditCli, HeldOutHumanTextIsNotFlagged) {
   write_bytes(dir_ + "/human.txt", kHeldOut + kHeldOut.substr(0, 120));
   // A stretch of the plays the corpus left out (it used the first 20 kB only).
   write_bytes(dir_ + "/later-plays.txt", imagine::read_file(kShakespeare).substr(300000, 2000));
-  const nlohmann::json j = audit({"--model", models_ + "/text", dir_ + "/human.txt", dir_ + "/later-plays.txt"});
+  const nlohmann::json j =
+      audit({"--model", models_ + "/text", dir_ + "/human.txt", dir_ + "/later-plays.txt"});
   ASSERT_EQ(j["items"].size(), 2u);
   for (const auto& item : j["items"]) {
     EXPECT_FALSE(item["flagged"].get<bool>()) << item.dump(2);
@@ -184,8 +199,9 @@ TEST_F(AuditCli, GenerateModeAuditsFreshSamples) {
 TEST_F(AuditCli, RejectCopiesAndAttributionAreRecorded) {
   // Greedy decoding repeats the canary on every try: the check gives up and says so.
   const std::string out = dir_ + "/rejected.txt";
-  auto r = ok({"generate", "text", "--model", models_ + "/text", "--prompt", kCanaryPrompt, "--temperature", "0",
-               "--max-tokens", "260", "--reject-copies", "--reject-copies-tries", "3", "--out", out, "--threads", "1"});
+  auto r = ok({"generate", "text", "--model", models_ + "/text", "--prompt", kCanaryPrompt, "--watermark-key",
+               models_ + "/watermark.key", "--temperature", "0", "--max-tokens", "260", "--reject-copies",
+               "--reject-copies-tries", "3", "--out", out, "--threads", "1"});
   EXPECT_NE(r.err.find("warning: still a likely copy after 3 tries"), std::string::npos) << r.err;
   nlohmann::json m = manifest_of_text(out);
   ASSERT_TRUE(m.contains("copy_check")) << m.dump(2);
@@ -197,8 +213,9 @@ TEST_F(AuditCli, RejectCopiesAndAttributionAreRecorded) {
   // Sampling at T = 1.5 wanders off the canary: the kept sample passed the audit, and at
   // --provenance full the manifest names the nearest training text.
   const std::string out2 = dir_ + "/kept.txt";
-  ok({"generate", "text", "--model", models_ + "/text", "--prompt", "ROMEO:", "--temperature", "1.5", "--max-tokens",
-      "200", "--reject-copies", "--provenance", "full", "--out", out2, "--quiet", "--threads", "1"});
+  ok({"generate", "text", "--model", models_ + "/text", "--prompt", "ROMEO:", "--temperature", "1.5",
+      "--max-tokens", "200", "--reject-copies", "--provenance", "full", "--out", out2, "--quiet", "--threads",
+      "1"});
   m = manifest_of_text(out2);
   ASSERT_TRUE(m.contains("copy_check")) << m.dump(2);
   EXPECT_EQ(m["copy_check"]["result"], "passed");
@@ -213,15 +230,17 @@ TEST_F(AuditCli, MissingIndexIsRebuiltFromCheckedFiles) {
   fs::copy(models_ + "/text", copy, fs::copy_options::recursive);
   fs::remove(copy + "/copy-index.bin");
   const std::string out = dir_ + "/canary2.txt";
-  ok({"generate", "text", "--model", models_ + "/text", "--prompt", kCanaryPrompt, "--temperature", "0", "--max-tokens",
-      "260", "--out", out, "--quiet", "--threads", "1"});
+  ok({"generate", "text", "--model", models_ + "/text", "--prompt", kCanaryPrompt, "--watermark-key",
+      models_ + "/watermark.key", "--temperature", "0", "--max-tokens", "260", "--out", out, "--quiet",
+      "--threads", "1"});
   const nlohmann::json a = audit({"--model", models_ + "/text", out});
   const nlohmann::json b = audit({"--model", copy, out});
   EXPECT_EQ(a["items"][0]["detail"], b["items"][0]["detail"]);
 
   // Training data that changed since: refused, not silently audited against other text.
   fs::create_directories(dir_ + "/changed");
-  write_bytes(dir_ + "/changed/plays.txt", imagine::read_file(models_ + "/corpus/plays.txt") + "one more line\n");
+  write_bytes(dir_ + "/changed/plays.txt",
+              imagine::read_file(models_ + "/corpus/plays.txt") + "one more line\n");
   nlohmann::json cfg = nlohmann::json::parse(imagine::read_file(copy + "/config.json"));
   cfg["dataset"]["path"] = dir_ + "/changed";
   write_bytes(copy + "/config.json", cfg.dump(2));
@@ -233,7 +252,8 @@ TEST_F(AuditCli, TrainingImageIsACopyWithSideBySide) {
   std::string exported;
   for (auto& e : fs::directory_iterator(dir_ + "/export")) exported = e.path().string();
   ASSERT_FALSE(exported.empty());
-  const nlohmann::json j = audit({"--model", models_ + "/vae", exported, "--feature-cache", models_ + "/cache"});
+  const nlohmann::json j =
+      audit({"--model", models_ + "/vae", exported, "--feature-cache", models_ + "/cache"});
   const auto& item = j["items"][0];
   EXPECT_TRUE(item["flagged"].get<bool>()) << item.dump(2);
   EXPECT_LT(item["detail"]["pixel"]["ratio"].get<double>(), 0.01);
@@ -250,10 +270,10 @@ TEST_F(AuditCli, TrainingImageIsACopyWithSideBySide) {
 
   // A sample of the model is not a copy of one training image.
   const std::string sample = dir_ + "/sample.png";
-  ok({"generate", "image", "--model", models_ + "/vae", "--count", "1", "--seed", "3", "--out", sample, "--quiet",
-      "--reject-copies", "--provenance", "full"});  // the feature network training cached is found
-  const nlohmann::json s = audit({"--model", models_ + "/vae", sample, "--feature-cache", models_ + "/cache", "--out",
-                                  dir_ + "/pics"});
+  ok({"generate", "image", "--model", models_ + "/vae", "--count", "1", "--seed", "3", "--out", sample,
+      "--quiet", "--reject-copies", "--provenance", "full"});  // the feature network training cached is found
+  const nlohmann::json s = audit(
+      {"--model", models_ + "/vae", sample, "--feature-cache", models_ + "/cache", "--out", dir_ + "/pics"});
   EXPECT_FALSE(s["items"][0]["flagged"].get<bool>()) << s.dump(2);
   EXPECT_TRUE(fs::exists(dir_ + "/pics/sample.audit.png"));
   const nlohmann::json m = imagine::read_provenance(sample).manifest;
@@ -274,8 +294,8 @@ TEST_F(AuditCli, TrainingChoraleIsFlaggedWithItsName) {
 
   // A generated piece: audited, the check recorded in its manifest.
   const std::string out = dir_ + "/gen.mid";
-  ok({"generate", "music", "--model", models_ + "/music", "--seconds", "8", "--seed", "2", "--out", out, "--quiet",
-      "--reject-copies"});
+  ok({"generate", "music", "--model", models_ + "/music", "--seconds", "8", "--seed", "2", "--out", out,
+      "--quiet", "--reject-copies"});
   const nlohmann::json m = imagine::read_provenance(out).manifest;
   ASSERT_TRUE(m.contains("copy_check")) << m.dump(2);
   EXPECT_TRUE(m["copy_check"]["audit"].contains("longest_melody_notes"));
@@ -285,8 +305,8 @@ TEST_F(AuditCli, ModelCardCarriesTheLicenceAndInfoShowsIt) {
   const std::string card = imagine::read_file(models_ + "/text/README.md");
   EXPECT_EQ(card.rfind("---\nlicense: cc-by-sa-4.0\n", 0), 0u) << card.substr(0, 200);
   for (const char* part : {"## Training data", "## Training recipe", "## Evaluation", "## Intended use",
-                           "## Limitations", "## Watermark and provenance", "Share alike, attribution required",
-                           "best validation loss", models_.c_str()})
+                           "## Limitations", "## Watermark and provenance",
+                           "Share alike, attribution required", "best validation loss", models_.c_str()})
     EXPECT_NE(card.find(part), std::string::npos) << part;
   // A licence named like an SPDX id goes into the front matter as one; none says "unknown".
   const std::string vae_card = imagine::read_file(models_ + "/vae/README.md");
@@ -328,8 +348,8 @@ TEST_F(AuditCli, BadInputGetsErrorAndHint) {
   fails({"audit", "--model", copy, dir_ + "/h2.txt"}, 1, "copy-index.bin");
   // A licence file that is not UTF-8 stops training before anything is written.
   write_bytes(dir_ + "/bad-license.txt", std::string("caf\xe9 licence\n"));
-  fails({"train", "text", "--data", models_ + "/corpus", "--out", dir_ + "/never", "--preset", "tiny", "--steps", "2",
-         "--quiet", "--data-license", dir_ + "/bad-license.txt"},
+  fails({"train", "text", "--data", models_ + "/corpus", "--out", dir_ + "/never", "--preset", "tiny",
+         "--steps", "2", "--quiet", "--data-license", dir_ + "/bad-license.txt"},
         1, "not valid UTF-8");
   EXPECT_FALSE(fs::exists(dir_ + "/never/model.safetensors"));
 }

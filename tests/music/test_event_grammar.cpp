@@ -58,9 +58,11 @@ void expect_same(const EventVocab& v, const std::vector<int>& again, const std::
   while (at < again.size() && at < tokens.size() && again[at] == tokens[at]) at++;
   if (at == again.size() && at == tokens.size()) return;
   std::string around;
-  for (size_t k = at >= 6 ? at - 6 : 0; k < std::min(tokens.size(), at + 4); k++) around += v.describe(tokens[k]) + " ";
+  for (size_t k = at >= 6 ? at - 6 : 0; k < std::min(tokens.size(), at + 4); k++)
+    around += v.describe(tokens[k]) + " ";
   around += "| re-encoded: ";
-  for (size_t k = at >= 6 ? at - 6 : 0; k < std::min(again.size(), at + 4); k++) around += v.describe(again[k]) + " ";
+  for (size_t k = at >= 6 ? at - 6 : 0; k < std::min(again.size(), at + 4); k++)
+    around += v.describe(again[k]) + " ";
   ADD_FAILURE() << what << ": first difference at token " << at << " of " << tokens.size() << ": " << around;
 }
 
@@ -88,7 +90,9 @@ TEST(EventGrammar, NoteCapClosesNotesInTheStream) {
   for (int trial = 0; trial < 10; trial++) {
     const Song song = v.decode(sample_stream(v, rng, 300, 5));
     for (const Note& n : song.notes)
-      if (!n.drum) EXPECT_LE(n.end - n.start, 5 * v.step_seconds + 1e-9);
+      if (!n.drum) {
+        EXPECT_LE(n.end - n.start, 5 * v.step_seconds + 1e-9);
+      }
   }
 }
 
@@ -117,7 +121,9 @@ TEST(EventGrammar, AllowsEveryTokenEncodeWrites) {
   const std::vector<int> tokens = v.encode(s);
   EventGrammar g(v);
   for (size_t i = 0; i < tokens.size(); i++) {
-    if (i > 0) EXPECT_TRUE(g.allowed(tokens[i])) << "token " << i << " " << v.describe(tokens[i]);
+    if (i > 0) {
+      EXPECT_TRUE(g.allowed(tokens[i])) << "token " << i << " " << v.describe(tokens[i]);
+    }
     g.push(tokens[i]);
   }
 }
@@ -129,11 +135,11 @@ TEST(EventGrammar, RefusesNonCanonicalSteps) {
   EXPECT_FALSE(g.allowed(v.note_on(60)));   // the first note states its velocity
   EXPECT_FALSE(g.allowed(v.note_off(60)));  // nothing sounds
   g.push(v.velocity(10));
-  EXPECT_FALSE(g.allowed(v.velocity(10)));  // velocity already stated
+  EXPECT_FALSE(g.allowed(v.velocity(10)));   // velocity already stated
   EXPECT_FALSE(g.allowed(v.time_shift(3)));  // a VELOCITY must be followed by its note
   g.push(v.note_on(60));
-  EXPECT_FALSE(g.allowed(v.note_on(60)));   // sounding already
-  EXPECT_FALSE(g.allowed(v.note_on(55)));   // onsets of one step go up in pitch
+  EXPECT_FALSE(g.allowed(v.note_on(60)));  // sounding already
+  EXPECT_FALSE(g.allowed(v.note_on(55)));  // onsets of one step go up in pitch
   EXPECT_TRUE(g.allowed(v.note_on(64)));
   EXPECT_FALSE(g.allowed(v.note_off(60)));  // a note lasts at least one step
   EXPECT_FALSE(g.allowed(v.eos()));         // 60 still sounds
