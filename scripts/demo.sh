@@ -5,9 +5,11 @@
 #      an interpolation strip and variations of a test image;
 #   3. a music GPT on the JSB chorales -> a generated piece as .mid, .wav and piano-roll .png,
 #      and continuations of a test chorale.
-# Every part ends with `imagine detect` on a generated file and on a real one, and
+# Every part ends with `imagine detect` on a generated file and on a real one,
 # `imagine verify` on a signed output (a demo signing key in $OUT/keys; the watermark key is
-# the user's, created on first use in ~/.config/imagine).
+# the user's, created on first use in ~/.config/imagine), and `imagine audit` of a generated
+# file and of a training item (the copy audit must flag the latter). Each model directory
+# gets a model card (README.md) naming the data's licence.
 # DEMO_ONLY=text|images|music runs one part.
 set -euo pipefail
 BIN=${1:-build/imagine}
@@ -29,6 +31,11 @@ check() {  # check GENERATED REAL [detect options]
   "$BIN" detect "$gen" "$real" "$@"
   "$BIN" verify "$gen" --trusted-keys "$KEYS/signing.pub"
 }
+audit() {  # audit MODEL GENERATED TRAINING_ITEM: is the output a copy? (the training item is)
+  echo
+  echo "== copy audit: a generated file, then an item of the training data"
+  "$BIN" audit --model "$1" "$2" "$3" --quiet
+}
 
 if [ -z "$ONLY" ] || [ "$ONLY" = text ]; then
   MODEL="$OUT/fortunes-gpt"
@@ -37,18 +44,21 @@ if [ -z "$ONLY" ] || [ "$ONLY" = text ]; then
 
   echo "== training a text model on $DATA ($STEPS steps; Ctrl-C saves a checkpoint, resume with --resume)"
   "$BIN" train text --data "$DATA" --out "$MODEL" --preset shakespeare-cpu-fast --log-every 100 \
-    --block-size 128 --batch-size 16 --steps "$STEPS" --decay-steps "$STEPS" --eval-every 250
+    --block-size 128 --batch-size 16 --steps "$STEPS" --decay-steps "$STEPS" --eval-every 250 \
+    --data-license "BSD (fortune-mod; see /usr/share/doc/fortunes/copyright)"
 
   echo
   echo "== three generated fortunes (seeds 1-3)"
   "$BIN" generate text --model "$MODEL" --count 3 --seed 1 --max-tokens 300 --stop '\n%' \
     --out "$OUT/fortunes.txt" --quiet "${SIGN[@]}"
   check "$OUT/fortunes.txt" /usr/share/games/fortunes/fortunes
+  head -c 2000 /usr/share/games/fortunes/fortunes > "$OUT/training-excerpt.txt"
+  audit "$MODEL" "$OUT/fortunes.txt" "$OUT/training-excerpt.txt"
   echo
   echo "== model summary"
   "$BIN" info "$MODEL"
   echo
-  echo "model directory:   $MODEL   (config.json, model.safetensors, metrics.jsonl, checkpoint-latest/)"
+  echo "model directory:   $MODEL   (README.md model card, config.json, model.safetensors, copy-index.bin, metrics.jsonl, checkpoint-latest/)"
   echo "generated samples: $OUT/fortunes.txt"
   echo "try:               $BIN generate text --model $MODEL --prompt 'You will' --temperature 0.7"
 fi
@@ -61,10 +71,11 @@ if [ -z "$ONLY" ] || [ "$ONLY" = images ]; then
   mkdir -p "$IMG"
   echo
   echo "== training a VAE on Fashion-MNIST ($IMAGE_STEPS steps; sample grids go to $VAE/samples/)"
-  "$BIN" train image --model vae --out "$VAE" --preset fashion-cpu --steps "$IMAGE_STEPS"
+  FASHION_LICENSE="MIT (Expat), Zalando SE; see /usr/share/doc/dataset-fashion-mnist/copyright"
+  "$BIN" train image --model vae --out "$VAE" --preset fashion-cpu --steps "$IMAGE_STEPS" --data-license "$FASHION_LICENSE"
   echo
   echo "== training a DCGAN on Fashion-MNIST ($IMAGE_STEPS steps)"
-  "$BIN" train image --model gan --out "$GAN" --preset fashion-cpu --steps "$IMAGE_STEPS"
+  "$BIN" train image --model gan --out "$GAN" --preset fashion-cpu --steps "$IMAGE_STEPS" --data-license "$FASHION_LICENSE"
   echo
   echo "== outputs"
   "$BIN" generate image --model "$GAN" --count 64 --seed 1 --out "$IMG/gan-samples.png" --upscale 2 --quiet
@@ -77,6 +88,8 @@ if [ -z "$ONLY" ] || [ "$ONLY" = images ]; then
     --to "$IMG/test-images/test-1-Pullover.png" --steps 10 --out "$IMG/vae-boot-to-pullover.png" --upscale 3 --quiet
   "$BIN" generate image --model "$GAN" --count 1 --seed 5 --out "$IMG/gan-seed5.png" --quiet "${SIGN[@]}"
   check "$IMG/gan-seed5.png" "$IMG/test-images/test-2-Trouser.png"
+  "$BIN" export image --out "$IMG/train-images" --split train --count 1 --quiet > /dev/null
+  audit "$GAN" "$IMG/gan-seed5.png" "$(ls "$IMG"/train-images/*.png | head -1)"
   echo
   echo "== sample quality (FID-style, own Fashion-MNIST classifier's features; lower is better)"
   "$BIN" eval "$GAN" --samples 2000 --no-nearest --quiet
@@ -94,7 +107,8 @@ if [ -z "$ONLY" ] || [ "$ONLY" = music ]; then
   mkdir -p "$MUS"
   echo
   echo "== training a music model on the JSB chorales ($CHORALES)"
-  "$BIN" train music --data "$CHORALES" --out "$MUS/chorales-gpt" --preset chorales-cpu --log-every 100
+  "$BIN" train music --data "$CHORALES" --out "$MUS/chorales-gpt" --preset chorales-cpu --log-every 100 \
+    --data-license "Public-domain music by J. S. Bach (JSB Chorales dataset, Boulanger-Lewandowski et al. 2012)"
   echo
   echo "== a new chorale-like piece (seed 1) and two continuations of a test chorale's first 8 s"
   "$BIN" generate music --model "$MUS/chorales-gpt" --out "$MUS/piece.mid" --wav "$MUS/piece.wav" --seconds 30 --seed 1 \
@@ -106,6 +120,8 @@ if [ -z "$ONLY" ] || [ "$ONLY" = music ]; then
   echo
   check "$MUS/piece.mid" "$MUS/test-chorales/test-0.mid"
   "$BIN" verify "$MUS/piece.wav" --trusted-keys "$KEYS/signing.pub"
+  "$BIN" export music --data "$CHORALES" --split train --out "$MUS/train-chorales" --count 1 --quiet > /dev/null
+  audit "$MUS/chorales-gpt" "$MUS/piece.mid" "$MUS/train-chorales/train-0.mid"
   echo
   echo "== evaluation (loss per event on the test split; statistics of 8 generated pieces)"
   "$BIN" eval "$MUS/chorales-gpt" --pieces 8 --seconds 20 --quiet

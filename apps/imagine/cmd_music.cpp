@@ -225,6 +225,21 @@ const OptionTable& render_table() {
   return table;
 }
 
+// The record of a file made from a generated MIDI file (its WAV, its piano roll): the
+// model as that file's manifest names it, and the manifest itself as `source`.
+GenerationRecord derived_record(const EmbeddedProvenance& src, const std::string& kind, const std::string& verb) {
+  GenerationRecord rec;
+  rec.kind = kind;
+  rec.verb = verb;
+  rec.source = src.manifest;
+  if (src.manifest.contains("model")) {
+    rec.model.id = src.manifest["model"].value("id", "");
+    rec.model.name = src.manifest["model"].value("name", "");
+    rec.model.family = src.manifest["model"].value("family", "");
+  }
+  return rec;
+}
+
 int render_cmd(const Options& o) {
   if (o.positional.size() != 1) throw UsageError("expected one INPUT.mid", "usage: " + render_table().usage());
   if (o.s("wav").empty()) throw UsageError("missing --wav", "pass --wav out.wav");
@@ -237,15 +252,7 @@ int render_cmd(const Options& o) {
     OutputPolicy policy;
     policy.watermark = false;  // no audio-domain mark; the MIDI's token mark is recorded in `source`
     const OutputWriter writer(policy);
-    GenerationRecord rec;
-    rec.kind = "audio";
-    rec.verb = "render";
-    rec.source = src.manifest;
-    if (src.manifest.contains("model")) {
-      rec.model.id = src.manifest["model"].value("id", "");
-      rec.model.name = src.manifest["model"].value("name", "");
-      rec.model.family = src.manifest["model"].value("family", "");
-    }
+    GenerationRecord rec = derived_record(src, "audio", "render");
     rec.settings = {{"input", o.positional[0]}, {"soundfont", o.s("soundfont").empty() ? default_soundfont() : o.s("soundfont")}};
     r = writer.write_wav(o.s("wav"), s, rec, o.s("soundfont"));
   } else {
@@ -262,7 +269,7 @@ const OptionTable& roll_table() {
     t.text("png", "", "PNG file to write", "FILE")
         .integer("pixels-per-second", 50, 1, 1000, "horizontal scale")
         .flag("quiet", false, "no progress lines on stderr");
-    return t;
+    return output_options(t, false);  // used for the roll of a generated piece
   }();
   return table;
 }
@@ -271,7 +278,17 @@ int roll_cmd(const Options& o) {
   if (o.positional.size() != 1) throw UsageError("expected one INPUT.mid", "usage: " + roll_table().usage());
   if (o.s("png").empty()) throw UsageError("missing --png", "pass --png roll.png");
   Song s = read_midi(o.positional[0]);
-  write_piano_roll(s, o.s("png"), static_cast<int>(o.i("pixels-per-second")));
+  // The roll of a generated piece is generated content too: watermarked, with the piece's
+  // manifest as its source. Any other MIDI file gives a plain picture.
+  const EmbeddedProvenance src = read_provenance(o.positional[0]);
+  if (src.present) {
+    const OutputWriter writer(output_policy(o));
+    GenerationRecord rec = derived_record(src, "image", "roll");
+    rec.settings = {{"input", o.positional[0]}, {"pixels_per_second", o.i("pixels-per-second")}};
+    writer.write_image(o.s("png"), piano_roll(s, static_cast<int>(o.i("pixels-per-second"))), rec, {{"Verb", "roll"}});
+  } else {
+    write_piano_roll(s, o.s("png"), static_cast<int>(o.i("pixels-per-second")));
+  }
   std::printf("wrote %s (%zu notes, %.1f s)\n", o.s("png").c_str(), s.notes.size(), s.duration());
   return 0;
 }

@@ -6,6 +6,8 @@
 //                          RNG state), trainer_state.json (step, schedule, data RNG) for --resume
 //   metrics.jsonl          one JSON object per logged step / evaluation
 //   tokenizer.model        (bpe only)
+//   copy-index.bin         text / music: the copy audit's index of the training data (provenance/audit.h)
+//   README.md              the model card (train/model_card.h)
 #pragma once
 #include <string>
 

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <tuple>
 
 namespace imagine {
@@ -62,14 +63,21 @@ MusicResult generate_music(MusicModel& m, const Song& primer, const MusicRequest
   for (int t : primer_tokens) grammar.push(t);
   if (req.max_note_seconds > 0)
     grammar.set_note_cap(std::max<int64_t>(1, static_cast<int64_t>(req.max_note_seconds / m.vocab.step_seconds + 1e-9)));
+  // A piece or continuation without a single new note is no answer: EOS waits for one.
+  bool new_onset = false;
+  const int onset_lo = m.vocab.note_on(0), onset_hi = m.vocab.note_on(127);
+  const int drum_lo = m.vocab.drums ? m.vocab.drum_on(0) : -1, drum_hi = m.vocab.drums ? m.vocab.drum_on(127) : -2;
   opt.logit_hook = [&](std::vector<float>& logits, const std::vector<int64_t>& tokens) {
     grammar.mask(logits);
+    if (!new_onset && m.vocab.eos() < static_cast<int>(logits.size()))
+      logits[m.vocab.eos()] = -std::numeric_limits<float>::infinity();
     if (req.logit_hook) req.logit_hook(logits, tokens);
   };
   Rng rng(req.seed);
   r.stop_reason = "max_tokens";
   auto fresh = sample_continuation(m.gpt, m.device, ctx, opt, rng, [&](int64_t tok) {
     grammar.push(static_cast<int>(tok));
+    new_onset = new_onset || (tok >= onset_lo && tok <= onset_hi) || (tok >= drum_lo && tok <= drum_hi);
     if (tok == m.vocab.eos()) {
       r.stop_reason = "end";
       return false;

@@ -182,7 +182,9 @@ class ImageAuditor : public CopyAuditor {
     const NeighbourReport ft = features_.nearest_one(vector_of(extract_features(fs_.net, x.unsqueeze(0))));
     AuditReport r;
     r.kind = "image";
-    r.flagged = px.flagged || ft.flagged;
+    // Only the pixel-space test flags: in feature space the ratio test also fires on 7% of
+    // held-out real images (docs/responsible.md), so there it names neighbours but decides nothing.
+    r.flagged = px.flagged;
     auto space = [&](const NeighbourReport& n, double scale) {
       nlohmann::json items = nlohmann::json::array();
       for (size_t i = 0; i < std::min<size_t>(3, n.indices.size()); i++)

@@ -11,6 +11,7 @@
 #include "core/files.h"
 #include "image/image.h"
 #include "music/midi.h"
+#include "provenance/carriers.h"
 
 #include "../support/run_cli.h"
 #include "../support/temp_dir.h"
@@ -192,6 +193,12 @@ TEST_F(ProvenanceCli, MusicAndAudioCarryProvenance) {
   auto dp = detect(plain);
   EXPECT_LT(dp["z"].get<double>(), 4) << dp.dump();
   EXPECT_EQ(dp["verdict"], "not watermarked");
+  // The piano roll of a generated piece is marked too, its manifest pointing at the piece's.
+  ok({"roll", "music", mid, "--png", dir_ + "/p-roll.png"});
+  EXPECT_EQ(detect(dir_ + "/p-roll.png")["verdict"], "watermarked");
+  const nlohmann::json rm = imagine::read_provenance(dir_ + "/p-roll.png").manifest;
+  EXPECT_EQ(rm["verb"], "roll");
+  EXPECT_EQ(rm["source"]["content"], imagine::read_provenance(mid).manifest["content"]);
   ok({"export", "music", "--data", kChorales, "--out", dir_ + "/ex", "--count", "1", "--quiet"});
   ASSERT_TRUE(fs::exists(dir_ + "/ex/test-0.mid"));
   const std::string wav = dir_ + "/p.wav";
