@@ -417,8 +417,11 @@ RunSetup start_run(const Options& given, const std::vector<std::string>& arch_ke
                   "pass --resume to continue it, or choose another --out (delete the folder to start over)", s.out,
                   " already holds a model; refusing to overwrite it");
   }
-  s.data_license = resolve_data_license(
-      s.options.table && s.options.table->find("data-license") ? s.options.s("data-license") : "", s.previous);
+  // A resumed run keeps the licence it recorded unless --data-license is given again (the
+  // recorded flag may name a file that is gone by now).
+  const bool has_flag = s.options.table && s.options.table->find("data-license");
+  s.data_license = resolve_data_license(has_flag && given.given("data-license") ? given.s("data-license") : "",
+                                        s.previous);
   s.threads = set_threads(static_cast<int>(s.options.i("threads")));
   s.device = resolve_device(s.options.s("device"));
   int64_t seed = s.options.i("seed");

@@ -329,6 +329,20 @@ TEST_F(AuditCli, ModelCardCarriesTheLicenceAndInfoShowsIt) {
   EXPECT_EQ(m["training_data"]["license"]["summary"], "CC-BY-SA-4.0") << m.dump(2);
 }
 
+TEST_F(AuditCli, LicenceSurvivesResumeWithoutItsFile) {
+  const std::string lic = dir_ + "/TERMS.txt", model = dir_ + "/resumed";
+  write_bytes(lic, "CC0-1.0\nNo rights reserved.\n");
+  ok({"train", "text", "--data", models_ + "/corpus", "--out", model, "--preset", "tiny", "--steps", "4",
+      "--eval-every", "2", "--quiet", "--no-samples", "--threads", "1", "--data-license", lic});
+  fs::remove(lic);  // the recorded flag now names a missing file
+  ok({"train", "text", "--data", models_ + "/corpus", "--out", model, "--resume", "--steps", "6", "--quiet",
+      "--threads", "1"});
+  const nlohmann::json cfg = nlohmann::json::parse(imagine::read_file(model + "/config.json"));
+  EXPECT_EQ(cfg["data_license"]["summary"], "CC0-1.0") << cfg["data_license"].dump();
+  EXPECT_EQ(cfg["training"]["step"], 6);
+  EXPECT_NE(imagine::read_file(model + "/README.md").find("No rights reserved."), std::string::npos);
+}
+
 TEST_F(AuditCli, BadInputGetsErrorAndHint) {
   fails({"audit", dir_ + "/human.txt"}, 2, "missing --model");
   fails({"audit", "--model", models_ + "/text"}, 2, "nothing to audit");

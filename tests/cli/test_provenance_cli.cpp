@@ -108,6 +108,28 @@ TEST_F(ProvenanceCli, TextIsWatermarkedWithASidecarManifest) {
   EXPECT_EQ(detect(dir_ + "/short.txt")["verdict"], "inconclusive");
 }
 
+TEST_F(ProvenanceCli, EntropyFilteredDetectionScoresUncertainPositionsOnly) {
+  const std::string out = dir_ + "/sweet.txt";
+  ok({"generate", "text", "--model", dir_ + "/text", "--max-tokens", "400", "--seed", "9", "--out", out, "--quiet",
+      "--threads", "1"});
+  const auto all = detect(out, {"--model", dir_ + "/text"});
+  const auto filtered = detect(out, {"--model", dir_ + "/text", "--entropy-threshold", "1.0"});
+  EXPECT_LE(filtered["scored"].get<int>(), all["scored"].get<int>());
+  EXPECT_GT(filtered["scored"].get<int>(), 50);
+  // No position is that uncertain: nothing scored, so no verdict either way.
+  const auto none = detect(out, {"--model", dir_ + "/text", "--entropy-threshold", "20"});
+  EXPECT_EQ(none["scored"], 0);
+  EXPECT_EQ(none["verdict"], "inconclusive");
+  EXPECT_NE(filtered["note"].get<std::string>().find("entropy >= 1"), std::string::npos) << filtered.dump();
+  EXPECT_EQ(filtered["verdict"], "watermarked") << filtered.dump();
+  // Human text stays unflagged with the filter too.
+  write_bytes(dir_ + "/plays.txt", imagine::read_file(kShakespeare).substr(500000, 3000));
+  const auto human = detect(dir_ + "/plays.txt", {"--model", dir_ + "/text", "--entropy-threshold", "1.0"});
+  EXPECT_EQ(human["verdict"], "not watermarked") << human.dump();
+  // The filter needs the model.
+  expect_clean_failure({"detect", out, "--entropy-threshold", "1"}, 1);
+}
+
 TEST_F(ProvenanceCli, SignedOutputsVerifyAndAnyChangeFails) {
   const std::string keys = dir_ + "/keys";
   ok({"keygen", "--out", keys});
