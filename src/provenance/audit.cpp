@@ -200,7 +200,7 @@ class ImageAuditor : public CopyAuditor {
                 {"feature", space(ft, 1.0)}};
     r.summary = str(r.flagged ? "COPY: " : "", "nearest training image #", px.indices[0], " (RMS ",
                     px.distances[0] * rms, ", ratio ", px.ratio, "); in feature space #", ft.indices[0],
-                    " (ratio ", ft.ratio, "); flag at ratio < ", nb_.threshold);
+                    " (ratio ", ft.ratio, ", not used to flag); flag at pixel ratio < ", nb_.threshold);
     return r;
   }
 
