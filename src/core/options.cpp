@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <sstream>
+#include <stdexcept>
 
 #include "core/error.h"
 #include "core/files.h"
@@ -353,15 +354,25 @@ void Options::set_json(const std::string& name, const nlohmann::json& value, con
   }
 }
 
+// Asking for an option the table does not declare is a bug in the caller (a misspelt or
+// forgotten name), not a user error: it must not read as a silent 0 / "".
+void Options::require_declared(const std::string& name) const {
+  if (table && !table->find(name))
+    throw std::logic_error("internal error: the options of `" + table->usage() + "` do not declare --" + name);
+}
+
 bool Options::given(const std::string& name) const {
+  require_declared(name);
   auto it = source_.find(name);
   return it != source_.end() && it->second != "default";
 }
 bool Options::has(const std::string& name) const {
+  require_declared(name);
   auto it = values_.find(name);
   return it != values_.end() && !it->second.empty();
 }
 std::string Options::s(const std::string& name) const {
+  require_declared(name);
   auto it = values_.find(name);
   if (it == values_.end() || it->second.empty()) return "";
   return it->second.back();
@@ -370,6 +381,7 @@ int64_t Options::i(const std::string& name) const { return has(name) ? std::stol
 double Options::f(const std::string& name) const { return has(name) ? std::stod(s(name)) : 0.0; }
 bool Options::b(const std::string& name) const { return s(name) == "true"; }
 std::vector<std::string> Options::list(const std::string& name) const {
+  require_declared(name);
   auto it = values_.find(name);
   return it == values_.end() ? std::vector<std::string>{} : it->second;
 }

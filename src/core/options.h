@@ -74,6 +74,7 @@ class Options {
   std::vector<std::string> positional;
   bool help_requested = false;
 
+  // Every lookup of a name the table does not declare throws std::logic_error (a bug).
   bool given(const std::string& name) const;  // set by preset, config or flag (not default)
   bool has(const std::string& name) const;    // has any value (default included)
   int64_t i(const std::string& name) const;
@@ -93,6 +94,7 @@ class Options {
   friend class OptionTable;
   std::map<std::string, std::vector<std::string>> values_;
   std::map<std::string, std::string> source_;  // "default", "preset x", "config f", "flag"
+  void require_declared(const std::string& name) const;
 };
 
 // Closest name by edit distance, for "did you mean" hints ("" when nothing is close).

@@ -100,6 +100,24 @@ TEST(Options, DefaultsWhenNothingGiven) {
   EXPECT_TRUE(o.positional.empty());
 }
 
+TEST(Options, UndeclaredNameIsAProgrammingError) {
+  auto o = parse({});
+  // A misspelt lookup must not read as 0 / "" / false.
+  EXPECT_THROW(o.i("step"), std::logic_error);
+  EXPECT_THROW(o.f("rate"), std::logic_error);
+  EXPECT_THROW(o.b("verbos"), std::logic_error);
+  EXPECT_THROW(o.s("nam"), std::logic_error);
+  EXPECT_THROW(o.list("stops"), std::logic_error);
+  EXPECT_THROW(o.given("stepz"), std::logic_error);
+  EXPECT_THROW(o.has("x"), std::logic_error);
+  try {
+    o.s("nam");
+  } catch (const std::logic_error& e) {
+    EXPECT_NE(std::string(e.what()).find("--nam"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(o.s("name"), "anon");  // declared names still read as before
+}
+
 TEST(Options, FlagForms) {
   auto o = parse({"--steps", "42", "--lr=0.5", "--name", "x y", "--verbose", "--no-color", "--mode=slow", "in.txt",
                   "-7", "more"});
