@@ -68,13 +68,13 @@ struct Item {
 
 // One side-by-side picture: it shows generated content, so it leaves through the writer.
 std::string write_picture(const CopyAuditor& a, const OutputWriter& w, const ModelRecord& model,
-                          const Image& img, const std::string& path) {
+                          const Image& img, const AuditReport& report, const std::string& path) {
   GenerationRecord rec;
   rec.kind = "image";
   rec.verb = "audit";
   rec.model = model;
   rec.settings = {{"layout", "output, then its three nearest training images (pixel space)"}};
-  w.write_image(path, a.side_by_side(img), rec, {{"Verb", "audit"}});
+  w.write_image(path, a.side_by_side(img, report), rec, {{"Verb", "audit"}});
   return path;
 }
 
@@ -97,7 +97,7 @@ std::vector<Item> audit_files(const Options& o, const CopyAuditor& a, const Outp
           const std::string pic = o.s("out").empty()
                                       ? path + ".audit.png"
                                       : join_path(o.s("out"), fs::path(path).stem().string() + ".audit.png");
-          it.picture = write_picture(a, *w, *model, img, pic);
+          it.picture = write_picture(a, *w, *model, img, it.report, pic);
         }
         break;
       }
@@ -142,7 +142,7 @@ std::vector<Item> audit_samples(const Options& o, const CopyAuditor& a, const Ou
     req.seconds = o.f("seconds");
     req.sampling = sp;
     req.sampling.repeat_penalty = 1.0;
-    req.max_note_seconds = m.config.value("dataset", nlohmann::json::object()).value("note_seconds_p99", 0.0);
+    req.max_note_seconds = default_note_cap(m);
     for (int64_t i = 0; i < n; i++) {
       req.seed = seed + static_cast<uint64_t>(i);
       items.push_back({str("sample seed ", req.seed), a.audit_song(generate_music(m, Song{}, req).song), ""});
@@ -150,13 +150,12 @@ std::vector<Item> audit_samples(const Options& o, const CopyAuditor& a, const Ou
   } else {
     ImageModel m = load_image_model(dir, torch::kCPU);
     const torch::Tensor x = generate_images(m, n, seed);
-    if (w && !o.s("out").empty()) make_dirs(o.s("out"));
     for (int64_t i = 0; i < n; i++) {
       const Image img = tensor_to_image(x[i]);
       Item it{str("sample seed ", seed + static_cast<uint64_t>(i)), a.audit_image(img), ""};
       if (w && !o.s("out").empty())
-        it.picture =
-            write_picture(a, *w, *model, img, join_path(o.s("out"), str("sample-s", seed + i, ".audit.png")));
+        it.picture = write_picture(a, *w, *model, img, it.report,
+                                   join_path(o.s("out"), str("sample-s", seed + i, ".audit.png")));
       items.push_back(std::move(it));
     }
   }

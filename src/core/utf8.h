@@ -1,5 +1,6 @@
 // UTF-8 validation shared by the corpus reader (binary detection) and the tokenizers.
 #pragma once
+#include <algorithm>
 #include <cstddef>
 #include <string_view>
 
@@ -38,6 +39,18 @@ inline bool is_valid_utf8(std::string_view s) {
     i += n;
   }
   return true;
+}
+
+// The longest prefix of s of at most max_bytes that does not end inside a UTF-8 sequence
+// (bytes that start no valid sequence count as one character each).
+inline std::string_view utf8_prefix(std::string_view s, size_t max_bytes) {
+  size_t end = 0;
+  while (end < s.size()) {
+    const size_t n = std::max<size_t>(1, utf8_length(s, end));
+    if (end + n > max_bytes) break;
+    end += n;
+  }
+  return s.substr(0, end);
 }
 
 }  // namespace imagine

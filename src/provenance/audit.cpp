@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "core/model_dir.h"
+#include "core/utf8.h"
 #include "data/image_dataset.h"
 #include "data/music_dataset.h"
 #include "eval/feature_net.h"
@@ -28,24 +29,25 @@ std::vector<int32_t> to_int32(const std::vector<int64_t>& ids) {
   return out;
 }
 
-// A short, printable excerpt: control characters escaped, at most `limit` bytes.
+// A short, printable excerpt: whole UTF-8 characters, control characters escaped, broken
+// sequences as '?', at most about `limit` bytes.
 std::string excerpt(const std::string& s, size_t limit = 120) {
   std::string out;
-  for (size_t i = 0; i < s.size() && out.size() < limit; i++) {
+  size_t i = 0;
+  while (i < s.size() && out.size() < limit) {
     const unsigned char c = static_cast<unsigned char>(s[i]);
+    const size_t n = utf8_length(s, i);  // 0: a byte that starts no character (a run may cut one)
     if (c == '\n')
       out += "\\n";
     else if (c == '\t')
       out += "\\t";
-    else if (c < 0x20 || c == 0x7f)
-      out += '?';
+    else if (n == 0 || c < 0x20 || c == 0x7f)
+      out += '?';  // JSON output must stay valid UTF-8
     else
-      out += static_cast<char>(c);
+      out += s.substr(i, n);
+    i += std::max<size_t>(n, 1);
   }
-  // Do not end inside a UTF-8 sequence.
-  while (!out.empty() && (static_cast<unsigned char>(out.back()) & 0xC0) == 0x80) out.pop_back();
-  if (!out.empty() && (static_cast<unsigned char>(out.back()) & 0xC0) == 0xC0) out.pop_back();
-  return s.size() > out.size() ? out + "..." : out;
+  return i < s.size() ? out + "..." : out;
 }
 
 void wrong_kind(const std::string& have, const std::string& want) {
@@ -76,10 +78,11 @@ class TextAuditor : public CopyAuditor {
                         {"threshold_tokens", min_tokens_},
                         {"longest_tokens", m.length},
                         {"training_tokens", index_.token_count()}};
+    std::string matched;  // the shared run's text
     if (m.length > 0) {
       const std::vector<int64_t> run(ids.begin() + static_cast<long>(m.query_begin),
                                      ids.begin() + static_cast<long>(m.query_begin + m.length));
-      const std::string matched = tok_->decode(run);
+      matched = tok_->decode(run);
       const std::vector<int64_t> before(ids.begin(), ids.begin() + static_cast<long>(m.query_begin));
       d["longest_bytes"] = matched.size();
       d["query_byte_offset"] = tok_->decode(before).size();
@@ -102,10 +105,9 @@ class TextAuditor : public CopyAuditor {
     r.detail = d;
     r.summary = m.length == 0
                     ? "no token of it occurs in the training data"
-                    : str(r.flagged ? "COPY: " : "", "longest verbatim run ", m.length, " ",
-                          unit == "bytes" ? "bytes" : "tokens", " (flag at ", min_tokens_, ") from ",
-                          m.document_name, " at byte ", d["training_byte_offset"].get<uint64_t>(), ": \"",
-                          excerpt(d["excerpt"].get<std::string>(), 60), "\"");
+                    : str(r.flagged ? "COPY: " : "", "longest verbatim run ", m.length, " ", unit,
+                          " (flag at ", min_tokens_, ") from ", m.document_name, " at byte ",
+                          d["training_byte_offset"].get<uint64_t>(), ": \"", excerpt(matched, 60), "\"");
     return r;
   }
 
@@ -166,14 +168,22 @@ class MusicAuditor : public CopyAuditor {
 // Images
 // ---------------------------------------------------------------------------------------
 
+// The rows of a [N, ...] tensor as an exact nearest-neighbour index.
+VectorIndex rows_of(const torch::Tensor& t) {
+  const torch::Tensor flat = t.reshape({t.size(0), -1}).to(torch::kCPU, torch::kFloat).contiguous();
+  std::vector<float> rows(flat.data_ptr<float>(), flat.data_ptr<float>() + flat.numel());
+  return VectorIndex(std::move(rows), static_cast<size_t>(flat.size(1)));
+}
+
 class ImageAuditor : public CopyAuditor {
  public:
-  ImageAuditor(ImageData data, FeatureSpace fs, NeighbourOptions nb)
+  // pixels / features: the training images' rows in each space.
+  ImageAuditor(ImageData data, FeatureSpace fs, NeighbourOptions nb, VectorIndex pixels, VectorIndex features)
       : data_(std::move(data)),
         fs_(std::move(fs)),
         nb_(nb),
-        pixels_(rows_of(images_to_float(data_.train.images))),
-        features_(rows_of(extract_features(fs_.net, images_to_float(data_.train.images)))) {}
+        pixels_(std::move(pixels)),
+        features_(std::move(features)) {}
   std::string kind() const override { return "image"; }
 
   AuditReport audit_image(const Image& image) const override {
@@ -204,13 +214,11 @@ class ImageAuditor : public CopyAuditor {
     return r;
   }
 
-  Image side_by_side(const Image& image) const override {
-    const torch::Tensor x = prepare(image);
-    const NeighbourReport px = pixels_.nearest_one(vector_of(x));
-    std::vector<Image> tiles = {tensor_to_image(x)};
-    for (size_t i = 0; i < std::min<size_t>(3, px.indices.size()); i++)
+  Image side_by_side(const Image& image, const AuditReport& report) const override {
+    std::vector<Image> tiles = {tensor_to_image(prepare(image))};
+    for (const auto& nearest : report.detail.at("pixel").at("nearest"))
       tiles.push_back(
-          tensor_to_image(images_to_float(data_.train.images[static_cast<int64_t>(px.indices[i])])));
+          tensor_to_image(images_to_float(data_.train.images[nearest.at("index").get<int64_t>()])));
     const int scale = std::max(1, (96 + tiles[0].width - 1) / tiles[0].width);
     for (Image& t : tiles) t = resize_exact(t, t.width * scale, t.height * scale);
     return make_grid(tiles, static_cast<int>(tiles.size()), 4);
@@ -222,11 +230,6 @@ class ImageAuditor : public CopyAuditor {
   NeighbourOptions nb_;
   VectorIndex pixels_, features_;
 
-  static VectorIndex rows_of(const torch::Tensor& t) {
-    const torch::Tensor flat = t.reshape({t.size(0), -1}).to(torch::kCPU, torch::kFloat).contiguous();
-    std::vector<float> rows(flat.data_ptr<float>(), flat.data_ptr<float>() + flat.numel());
-    return VectorIndex(std::move(rows), static_cast<size_t>(flat.size(1)));
-  }
   static std::vector<float> vector_of(const torch::Tensor& t) {
     const torch::Tensor flat = t.reshape({-1}).to(torch::kCPU, torch::kFloat).contiguous();
     return std::vector<float>(flat.data_ptr<float>(), flat.data_ptr<float>() + flat.numel());
@@ -272,8 +275,11 @@ std::unique_ptr<CopyAuditor> open_image_auditor(const std::string& dir, const nl
   const std::string net = ds.value("feature_net", nlohmann::json::object()).value("path", std::string());
   if (cache.empty() && !net.empty() && path_exists(net)) cache = fs::path(net).parent_path().string();
   FeatureSpace space = prepare_feature_space(data, feature_cache_dir(cache), log);
+  const torch::Tensor train = images_to_float(data.train.images);  // converted once, for both spaces
+  VectorIndex pixels = rows_of(train), features = rows_of(extract_features(space.net, train));
   if (log) log(str("audit: ", data.train.size(), " training images indexed in pixel and feature space"));
-  return std::make_unique<ImageAuditor>(std::move(data), std::move(space), options.neighbours);
+  return std::make_unique<ImageAuditor>(std::move(data), std::move(space), options.neighbours,
+                                        std::move(pixels), std::move(features));
 }
 
 // Rebuilds a text model's index from the recorded corpus, after checking that the files
@@ -312,7 +318,7 @@ AuditReport CopyAuditor::audit_image(const Image&) const {
   wrong_kind(kind(), "images");
   return {};
 }
-Image CopyAuditor::side_by_side(const Image&) const {
+Image CopyAuditor::side_by_side(const Image&, const AuditReport&) const {
   wrong_kind(kind(), "images");
   return {};
 }

@@ -51,9 +51,9 @@ class CopyAuditor {
   virtual AuditReport audit_text(const std::string& text) const;
   virtual AuditReport audit_song(const Song& song) const;
   virtual AuditReport audit_image(const Image& image) const;
-  // Images only: a side-by-side picture of `image` and its three nearest training images
-  // (pixel space), each scaled to at least 96 px.
-  virtual Image side_by_side(const Image& image) const;
+  // Images only: a side-by-side picture of `image` and the three nearest training images
+  // (pixel space) its audit_image report names, each scaled to at least 96 px.
+  virtual Image side_by_side(const Image& image, const AuditReport& report) const;
 };
 
 // Opens the auditor for MODEL_DIR (text, music, or image family). Text and music read
@@ -71,12 +71,12 @@ nlohmann::json copy_index_record(const TokenIndex& index);
 // Writes the index into the model directory (atomically) and returns its record.
 nlohmann::json save_copy_index(const TokenIndex& index, const std::string& model_dir);
 
-// --reject-copies: calls attempt(0), attempt(1), ... until one is not flagged or
-// max_tries attempts were made; returns the index of the attempt to keep (the last one
-// when all were flagged) and fills `record` with the check for the manifest.
 // The seed of attempt k of an output first sampled with `seed`: seed itself for k = 0, then
 // a well-mixed function of both (so retries never collide with the next output's seed).
 uint64_t retry_seed(uint64_t seed, int attempt);
+// --reject-copies: calls attempt(0), attempt(1), ... until one is not flagged or
+// max_tries attempts were made; returns the index of the attempt to keep (the last one
+// when all were flagged) and fills `record` with the check for the manifest.
 int reject_copies(int max_tries, const std::function<AuditReport(int attempt)>& attempt,
                   nlohmann::json* record);
 

@@ -21,12 +21,7 @@ std::string first_line(const std::string& s) {
   std::string line =
       s.substr(b, s.find('\n', b) == std::string::npos ? std::string::npos : s.find('\n', b) - b);
   while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-  if (line.size() > 200) {
-    line.resize(200);
-    while (!line.empty() && (static_cast<unsigned char>(line.back()) & 0xC0) == 0x80) line.pop_back();
-    if (!line.empty() && (static_cast<unsigned char>(line.back()) & 0xC0) == 0xC0) line.pop_back();
-    line += "...";
-  }
+  if (line.size() > 200) line = std::string(utf8_prefix(line, 200)) + "...";
   return line;
 }
 
@@ -121,8 +116,8 @@ std::string model_card(const nlohmann::json& cfg, const std::string& metrics_jso
 
   md << "# " << name << "\n\n";
   md << "A " << what
-     << " trained with imagine on the data below. Every output imagine writes from it is "
-        "watermarked and carries a provenance manifest (see \"Watermark and provenance\").\n\n";
+     << " trained with imagine on the data below. Every output imagine writes from it is watermarked and "
+        "carries a provenance manifest (see \"Watermark and provenance\").\n\n";
 
   md << "## Training data\n\n";
   md << "- path: " << ds.value("path", std::string("(not recorded)")) << "\n";
@@ -147,8 +142,7 @@ std::string model_card(const nlohmann::json& cfg, const std::string& metrics_jso
   md << "\n### Licence of the training data\n\n";
   if (summary.empty()) {
     md << "Not declared. Whoever trained this model did not pass `--data-license`; find out under which "
-          "terms the "
-          "data may be used before sharing the model or its outputs.\n\n";
+          "terms the data may be used before sharing the model or its outputs.\n\n";
   } else {
     md << "Declared by the trainer (`--data-license`"
        << (lic.value("source", std::string()) == "flag" ? "" : " " + lic.value("source", std::string()))
@@ -209,43 +203,39 @@ std::string model_card(const nlohmann::json& cfg, const std::string& metrics_jso
   md << "## Intended use\n\n";
   if (text)
     md << "Drafting, exploring and continuing text in the style of the training data, for people who may use "
-          "that "
-          "data: prompts, variations and continuations from the CLI, the library or the local server.\n\n";
+          "that data: prompts, variations and continuations from the CLI, the library or the local "
+          "server.\n\n";
   else if (music)
     md << "Sketching and continuing music in the style of the training pieces: generate or continue a primer "
-          "MIDI, "
-          "render to WAV, look at the piano roll.\n\n";
+          "MIDI, render to WAV, look at the piano roll.\n\n";
   else
     md << "Sampling, varying, blending and interpolating small images like the training set, for exploration "
-          "and "
-          "study.\n\n";
-  md << "Not for: passing generated content off as human-made or as real, impersonating people, or "
-        "producing material that misleads.\n\n";
+          "and study.\n\n";
+  md << "Not for: passing generated content off as human-made or as real, impersonating people, or producing "
+        "material that misleads.\n\n";
 
   md << "## Limitations\n\n";
   md << "- A small model trained on one dataset on ordinary hardware: it knows only that data, repeats its "
-        "biases "
-        "and makes errors a larger model would not.\n";
+        "biases and makes errors a larger model would not.\n";
   if (text) md << "- Text is not checked for facts; it can be fluent and wrong.\n";
   if (music)
     md << "- Pieces are short and lose long-range structure; the melody audit ignores inner voices.\n";
   if (image)
     md << "- Images are at most " << arch.value("size", 0)
-       << " px and may show artefacts; evaluation scores use "
-          "the project's own feature network, not Inception.\n";
+       << " px and may show artefacts; evaluation scores use the project's own feature network, not "
+          "Inception.\n";
   md << "- It can reproduce passages of its training data. `imagine audit --model DIR FILE` measures how "
-        "much of an "
-        "output is copied and names the training item; `--reject-copies` re-samples flagged outputs.\n\n";
+        "much of an output is copied and names the training item; `--reject-copies` re-samples flagged "
+        "outputs.\n\n";
 
   md << "## Watermark and provenance\n\n";
   md << "Outputs written by imagine carry an invisible watermark keyed by the generating user's watermark "
         "key ("
      << (image ? "a keyed DCT quantisation pattern" : "a keyed green-list bias on the sampled tokens")
      << "), unless `--no-watermark` is given, and a provenance manifest naming this model (the sha256 of its "
-        "weights), "
-        "the settings and seeds, the training-data fingerprint and licence, and the IPTC digital source type "
-        "`trainedAlgorithmicMedia`; manifests are signed when a signing key is configured. Check a file with "
-        "`imagine detect FILE` and `imagine verify FILE`.\n";
+        "weights), the settings and seeds, the training-data fingerprint and licence, and the IPTC digital "
+        "source type `trainedAlgorithmicMedia`; manifests are signed when a signing key is configured. Check "
+        "a file with `imagine detect FILE` and `imagine verify FILE`.\n";
   return md.str();
 }
 
