@@ -5,6 +5,7 @@
 
 #include "commands.h"
 #include "core/error.h"
+#include "core/files.h"
 #include "core/model_dir.h"
 #include "core/options.h"
 #include "core/runtime.h"
@@ -42,11 +43,6 @@ OptionTable& sampling(OptionTable& t) {
       .flag("quiet", false, "no progress lines on stderr");
   copy_check_options(t);
   return output_options(t, true);
-}
-
-// The length cap the model's training data suggests: its 99th-percentile note length.
-double default_note_cap(const MusicModel& m) {
-  return m.config.value("dataset", nlohmann::json::object()).value("note_seconds_p99", 0.0);
 }
 
 MusicRequest request(const Options& o, const MusicModel& m, uint64_t seed) {
@@ -243,10 +239,11 @@ GenerationRecord derived_record(const EmbeddedProvenance& src, const std::string
 int render_cmd(const Options& o) {
   if (o.positional.size() != 1) throw UsageError("expected one INPUT.mid", "usage: " + render_table().usage());
   if (o.s("wav").empty()) throw UsageError("missing --wav", "pass --wav out.wav");
-  Song s = read_midi(o.positional[0]);
+  const std::string bytes = read_file(o.positional[0]);
+  Song s = parse_midi(bytes, o.positional[0]);
   // A WAV made from a generated piece carries that piece's provenance; any other MIDI file
   // renders to a plain WAV (not generated content).
-  const EmbeddedProvenance src = read_provenance(o.positional[0]);
+  const EmbeddedProvenance src = read_provenance(o.positional[0], bytes);
   RenderResult r;
   if (src.present) {
     OutputPolicy policy;
@@ -277,10 +274,11 @@ const OptionTable& roll_table() {
 int roll_cmd(const Options& o) {
   if (o.positional.size() != 1) throw UsageError("expected one INPUT.mid", "usage: " + roll_table().usage());
   if (o.s("png").empty()) throw UsageError("missing --png", "pass --png roll.png");
-  Song s = read_midi(o.positional[0]);
+  const std::string bytes = read_file(o.positional[0]);
+  Song s = parse_midi(bytes, o.positional[0]);
   // The roll of a generated piece is generated content too: watermarked, with the piece's
   // manifest as its source. Any other MIDI file gives a plain picture.
-  const EmbeddedProvenance src = read_provenance(o.positional[0]);
+  const EmbeddedProvenance src = read_provenance(o.positional[0], bytes);
   if (src.present) {
     const OutputWriter writer(output_policy(o));
     GenerationRecord rec = derived_record(src, "image", "roll");

@@ -64,12 +64,10 @@ MusicResult generate_music(MusicModel& m, const Song& primer, const MusicRequest
   if (req.max_note_seconds > 0)
     grammar.set_note_cap(std::max<int64_t>(1, static_cast<int64_t>(req.max_note_seconds / m.vocab.step_seconds + 1e-9)));
   // A piece or continuation without a single new note is no answer: EOS waits for one.
-  bool new_onset = false;
-  const int onset_lo = m.vocab.note_on(0), onset_hi = m.vocab.note_on(127);
-  const int drum_lo = m.vocab.drums ? m.vocab.drum_on(0) : -1, drum_hi = m.vocab.drums ? m.vocab.drum_on(127) : -2;
+  const int64_t primer_onsets = grammar.onsets();
   opt.logit_hook = [&](std::vector<float>& logits, const std::vector<int64_t>& tokens) {
     grammar.mask(logits);
-    if (!new_onset && m.vocab.eos() < static_cast<int>(logits.size()))
+    if (grammar.onsets() == primer_onsets && m.vocab.eos() < static_cast<int>(logits.size()))
       logits[m.vocab.eos()] = -std::numeric_limits<float>::infinity();
     if (req.logit_hook) req.logit_hook(logits, tokens);
   };
@@ -77,7 +75,6 @@ MusicResult generate_music(MusicModel& m, const Song& primer, const MusicRequest
   r.stop_reason = "max_tokens";
   auto fresh = sample_continuation(m.gpt, m.device, ctx, opt, rng, [&](int64_t tok) {
     grammar.push(static_cast<int>(tok));
-    new_onset = new_onset || (tok >= onset_lo && tok <= onset_hi) || (tok >= drum_lo && tok <= drum_hi);
     if (tok == m.vocab.eos()) {
       r.stop_reason = "end";
       return false;
@@ -92,12 +89,7 @@ MusicResult generate_music(MusicModel& m, const Song& primer, const MusicRequest
   r.tokens = static_cast<int64_t>(fresh.size());
   std::vector<int> tokens(all.begin(), all.end());
   for (int64_t t : fresh) tokens.push_back(static_cast<int>(t));
-  r.song = m.vocab.decode(tokens);
-  if (req.max_note_seconds > 0) {
-    const double primer_end = primer.duration();
-    for (Note& n : r.song.notes)
-      if (!n.drum && n.start >= primer_end && n.end - n.start > req.max_note_seconds) n.end = n.start + req.max_note_seconds;
-  }
+  r.song = m.vocab.decode(tokens);  // new notes already respect max_note_seconds (the grammar's cap)
   if (r.stop_reason == "seconds") {
     // The time shift that crossed the limit is part of the tokens; the piece itself ends at
     // the requested length: later onsets are dropped and sounding notes end there.

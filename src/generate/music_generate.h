@@ -14,9 +14,9 @@ struct MusicRequest {
   int64_t max_tokens = 4096;    // and at most this many new events
   SamplingParams sampling;
   uint64_t seed = 0;
-  // Generated notes longer than this are cut to it (0 = off). A small model sometimes opens
-  // notes it never closes; the decoder would sustain them to the end of the piece. Default
-  // (from the CLI): the 99th percentile of note lengths in the training data.
+  // Generated notes last at most this long (0 = off): sampling must close a note when it
+  // reaches the cap. A small model sometimes opens notes it never closes; the decoder would
+  // sustain them to the end of the piece. Default (from the CLI): default_note_cap(model).
   double max_note_seconds = 0;
   LogitHook logit_hook;         // e.g. the watermark's bias (see TokenSampling)
 };

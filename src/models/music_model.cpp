@@ -27,4 +27,8 @@ MusicModel load_music_model(const std::string& dir, torch::Device device, const 
   return m;
 }
 
+double default_note_cap(const MusicModel& m) {
+  return m.config.value("dataset", nlohmann::json::object()).value("note_seconds_p99", 0.0);
+}
+
 }  // namespace imagine

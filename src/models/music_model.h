@@ -21,6 +21,10 @@ struct MusicModel {
   std::string dir;
 };
 
+// The note-length cap the model's training data suggests (config.json's dataset
+// note_seconds_p99: the 99th percentile of its note lengths; 0 when not recorded).
+double default_note_cap(const MusicModel& m);
+
 MusicModel load_music_model(const std::string& dir, torch::Device device, const std::string& which = "best");
 nlohmann::json music_model_config(const GPTConfig& arch, const EventVocab& vocab, const nlohmann::json& dataset);
 

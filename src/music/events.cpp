@@ -266,8 +266,7 @@ EventGrammar::EventGrammar(const EventVocab& vocab) : v_(vocab) {
 }
 
 void EventGrammar::push(int t) {
-  const int shift0 = v_.time_shift(1), velocity0 = v_.velocity(0);
-  const int program0 = velocity0 + v_.velocity_bins, drum0 = program0 + (v_.programs ? 128 : 0);
+  const int shift0 = v_.time_shift(1), velocity0 = v_.velocity(0), program0 = v_.program(0), drum0 = v_.drum_on(0);
   partial_shift_ = false;
   if (t == v_.bos() || t == v_.eos() || t < 0 || t >= v_.size()) {
     last_ = t;
@@ -277,6 +276,7 @@ void EventGrammar::push(int t) {
     const int p = t - 2;
     open_start_[p] = now_;
     open_capped_[p] = cap_ > 0;
+    onsets_++;
     step_has_on_ = true;
     last_on_key_ = p * 2;
     program_pending_ = velocity_pending_ = false;
@@ -299,6 +299,7 @@ void EventGrammar::push(int t) {
     program_ = t - program0;
     program_pending_ = true;
   } else {  // DRUM_ON
+    onsets_++;
     step_has_on_ = true;
     last_on_key_ = (t - drum0) * 2 + 1;
     program_pending_ = velocity_pending_ = false;
@@ -328,8 +329,7 @@ bool EventGrammar::onset_possible(bool drum_ok, bool note_ok) const {
 }
 
 bool EventGrammar::allowed(int t) const {
-  const int shift0 = v_.time_shift(1), velocity0 = v_.velocity(0);
-  const int program0 = velocity0 + v_.velocity_bins, drum0 = program0 + (v_.programs ? 128 : 0);
+  const int shift0 = v_.time_shift(1), velocity0 = v_.velocity(0), program0 = v_.program(0), drum0 = v_.drum_on(0);
   if (t < 0 || t >= v_.size() || t == v_.bos()) return false;
   const bool pending = program_pending_ || velocity_pending_;
   const bool due = min_due_pitch() < 128;  // a capped note must close in this step

@@ -76,6 +76,7 @@ class EventGrammar {
   void push(int token);             // the next token of the stream (any token: state follows decode)
   bool allowed(int token) const;    // would `token` keep the stream canonical?
   void mask(std::vector<float>& logits) const;  // -inf for every token not allowed
+  int64_t onsets() const { return onsets_; }  // NOTE_ON and DRUM_ON tokens pushed so far
 
  private:
   EventVocab v_;
@@ -91,6 +92,7 @@ class EventGrammar {
   int last_off_ = -1;         // highest NOTE_OFF pitch of this step
   int last_on_key_ = -1;      // (pitch * 2 + drum) of this step's last onset
   int64_t cap_ = 0;
+  int64_t onsets_ = 0;
 
   int64_t shift_room() const;   // steps the next shift may take before a capped note overruns (INT64_MAX: no limit)
   int min_due_pitch() const;    // lowest pitch of a capped note that must close now, 128 if none
