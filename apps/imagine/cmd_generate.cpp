@@ -116,9 +116,9 @@ int generate(const Args& args) {
       std::fputs(req.prompt.c_str(), stdout);
       std::fflush(stdout);
     }
-    GenerationRecord sample_rec;
+    CheckRecord sample_check;
     TextResult r = make_checked<TextResult>(
-        check, &sample_rec,
+        check, &sample_check,
         [&](int attempt) {
           req.seed = retry_seed(sample_seed, attempt);
           if (!stream) return generate_text(model, req);
@@ -130,8 +130,8 @@ int generate(const Args& args) {
         [&](const TextResult& t) { return check.auditor->audit_text(t.text); });
     if (!stream) std::fputs((req.prompt + r.text).c_str(), stdout);
     seeds_used.push_back(req.seed);
-    if (!sample_rec.copy_check.is_null()) checks.push_back(sample_rec.copy_check);
-    if (!sample_rec.attribution.is_null()) attribution.push_back(sample_rec.attribution);
+    if (!sample_check.copy_check.is_null()) checks.push_back(sample_check.copy_check);
+    if (!sample_check.attribution.is_null()) attribution.push_back(sample_check.attribution);
     if (i == 0 && r.prompt_cropped)
       note(quiet, str("warning: the prompt was cropped to its last ", r.prompt_tokens,
                       " tokens (the model's context)"));

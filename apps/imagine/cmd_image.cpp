@@ -94,35 +94,27 @@ Image to_image(const Options& o, const torch::Tensor& chw) {
 struct Made {
   std::string verb;
   nlohmann::json settings;
-  nlohmann::json copy_check;   // --reject-copies
-  nlohmann::json attribution;  // --provenance full
+  CheckRecord checks;  // --reject-copies / --provenance full
 };
 
-// Per output of a batch: the copy checks and attributions, and what a grid of them records.
+// Per output of a batch: its copy check, and what a grid of them records.
 struct Checks {
-  std::vector<nlohmann::json> copy_check, attribution;
-  explicit Checks(size_t n) : copy_check(n), attribution(n) {}
-  void set(size_t i, const GenerationRecord& r) {
-    copy_check[i] = r.copy_check;
-    attribution[i] = r.attribution;
-  }
-  void apply(size_t i, Made* m) const {
-    m->copy_check = copy_check[i];
-    m->attribution = attribution[i];
-  }
+  std::vector<CheckRecord> each;
+  explicit Checks(size_t n) : each(n) {}
+  void apply(size_t i, Made* m) const { m->checks = each[i]; }
   void apply_all(Made* m) const {
     nlohmann::json c = nlohmann::json::array(), a = nlohmann::json::array();
-    for (size_t i = 0; i < copy_check.size(); i++) {
-      if (!copy_check[i].is_null()) c.push_back(copy_check[i]);
-      if (!attribution[i].is_null()) a.push_back(attribution[i]);
+    for (const CheckRecord& r : each) {
+      if (!r.copy_check.is_null()) c.push_back(r.copy_check);
+      if (!r.attribution.is_null()) a.push_back(r.attribution);
     }
-    if (!c.empty()) m->copy_check = c;
-    if (!a.empty()) m->attribution = a;
+    if (!c.empty()) m->checks.copy_check = c;
+    if (!a.empty()) m->checks.attribution = a;
   }
 };
 
 Made provenance(const Loaded& l, const std::string& what, const std::string& detail) {
-  return {what, {{"detail", detail}}, nullptr, nullptr};
+  return {what, {{"detail", detail}}, {}};
 }
 
 // Every image verb writes through here: watermark, manifest, signature, atomic write.
@@ -132,8 +124,7 @@ void write_output(const Options& o, const Loaded& l, const std::string& path, co
   rec.verb = made.verb;
   rec.model = l.record;
   rec.settings = made.settings;
-  rec.copy_check = made.copy_check;
-  rec.attribution = made.attribution;
+  made.checks.apply_to(&rec);
   rec.settings["upscale"] = o.i("upscale");
   if (!o.s("class").empty()) rec.settings["class"] = o.s("class");
   std::vector<std::pair<std::string, std::string>> params = {{"Verb", made.verb}, {"Seed", std::to_string(l.seed)}};
@@ -201,9 +192,8 @@ int generate_image(const Options& o) {
   } else {
     // One at a time: a flagged sample is redrawn from a retry seed (--reject-copies).
     for (int64_t i = 0; i < n; i++) {
-      GenerationRecord chk;
       const torch::Tensor x = make_checked<torch::Tensor>(
-          check, &chk,
+          check, &checks.each[static_cast<size_t>(i)],
           [&](int attempt) {
             const torch::Tensor z =
                 attempt == 0 ? zs[i] : seeded_latent(retry_seed(l.seed + i, attempt), l.model.arch.latent_dim, trunc);
@@ -211,7 +201,6 @@ int generate_image(const Options& o) {
           },
           [&](const torch::Tensor& t) { return check.auditor->audit_image(tensor_to_image(t)); });
       images.push_back(to_image(o, x));
-      checks.set(static_cast<size_t>(i), chk);
     }
   }
   const bool grid = o.b("grid") || (ends_with_png(o.s("out")) && n > 1);
@@ -281,12 +270,10 @@ int vary_image(const Options& o) {
   } else {
     std::vector<torch::Tensor> made;
     for (int64_t i = 0; i < n; i++) {
-      GenerationRecord chk;
       made.push_back(make_checked<torch::Tensor>(
-          check, &chk,
+          check, &checks.each[static_cast<size_t>(i)],
           [&](int attempt) { return l.model.decode(around(retry_seed(l.seed + i, attempt)).unsqueeze(0), y)[0]; },
           [&](const torch::Tensor& t) { return check.auditor->audit_image(tensor_to_image(t)); }));
-      checks.set(static_cast<size_t>(i), chk);
     }
     imgs = torch::stack(made);
   }

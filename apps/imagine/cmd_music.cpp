@@ -125,7 +125,7 @@ int generate_music_cmd(const Options& o) {
   MusicRequest req = request(o, m, seed);
   hook_watermark(writer, req);
   const CopyCheck check = copy_check(o, o.s("model"));
-  GenerationRecord checked;
+  CheckRecord checked;
   MusicResult r = make_checked<MusicResult>(
       check, &checked,
       [&](int attempt) {
@@ -134,8 +134,7 @@ int generate_music_cmd(const Options& o) {
       },
       [&](const MusicResult& x) { return check.auditor->audit_song(x.song); });
   GenerationRecord rec = music_record(model_record(o.s("model"), o.s("checkpoint")), m, req, "generate");
-  rec.copy_check = checked.copy_check;
-  rec.attribution = checked.attribution;
+  checked.apply_to(&rec);
   writer.write_midi(o.s("out"), r.song, rec);
   std::printf("wrote %s (seed %llu): %s\n", o.s("out").c_str(), (unsigned long long)seed, describe(r).c_str());
   maybe_render(o, writer, rec, r.song, o.s("wav"));
@@ -185,7 +184,7 @@ int continue_music_cmd(const Options& o) {
   const CopyCheck check = copy_check(o, o.s("model"));
   for (int64_t i = 0; i < o.i("count"); i++) {
     const uint64_t variation_seed = seed + static_cast<uint64_t>(i);
-    GenerationRecord checked;
+    CheckRecord checked;
     // The audit looks at the new part only: the primer is the user's.
     MusicResult r = make_checked<MusicResult>(
         check, &checked,
@@ -196,8 +195,7 @@ int continue_music_cmd(const Options& o) {
         [&](const MusicResult& x) { return check.auditor->audit_song(notes_from(x.song, primer_end)); });
     const std::string path = join_path(o.s("out"), str("continuation-s", variation_seed, ".mid"));
     GenerationRecord rec = music_record(model, m, req, "continue");
-    rec.copy_check = checked.copy_check;
-    rec.attribution = checked.attribution;
+    checked.apply_to(&rec);
     rec.settings["primer"] = o.s("primer");
     rec.settings["primer_seconds"] = primer_end;
     writer.write_midi(path, r.song, rec);

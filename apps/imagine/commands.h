@@ -57,7 +57,8 @@ int run_family_verb(const std::string& family, const std::string& verb, const Ar
 OptionTable& output_options(OptionTable& t, bool tokens);
 OutputPolicy output_policy(const Options& o);
 
-void note(bool quiet, const std::string& line);  // (below)
+// Prints a line on stderr unless quiet (shared progress/log output of the verbs).
+void note(bool quiet, const std::string& line);
 
 // The copy check of the generate / vary / continue verbs: --reject-copies re-makes outputs
 // the copy audit flags, and --provenance full records the nearest training items.
@@ -71,11 +72,21 @@ struct CopyCheck {
 };
 CopyCheck copy_check(const Options& o, const std::string& model_dir);
 
+// What the copy check of one output adds to its manifest.
+struct CheckRecord {
+  nlohmann::json copy_check;   // --reject-copies: the check and its result
+  nlohmann::json attribution;  // --provenance full: the nearest training items
+  void apply_to(GenerationRecord* rec) const {
+    rec->copy_check = copy_check;
+    rec->attribution = attribution;
+  }
+};
+
 // Makes an output with make(attempt) (attempt 0 first; later attempts must differ, e.g. by
 // retry_seed), audits it when a check is on, re-makes flagged ones under --reject-copies,
-// and fills the record's copy_check and attribution. audit(output) -> AuditReport.
+// and fills `rec`. audit(output) -> AuditReport.
 template <class T, class Make, class Audit>
-T make_checked(const CopyCheck& c, GenerationRecord* rec, Make make, Audit audit) {
+T make_checked(const CopyCheck& c, CheckRecord* rec, Make make, Audit audit) {
   if (!c.auditor) return make(0);
   T out{};
   AuditReport last;
@@ -96,7 +107,5 @@ T make_checked(const CopyCheck& c, GenerationRecord* rec, Make make, Audit audit
   return out;
 }
 
-// Prints a line on stderr unless quiet (shared progress/log output of the verbs).
-void note(bool quiet, const std::string& line);
 
 }  // namespace imagine::cli

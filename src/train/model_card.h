@@ -10,6 +10,10 @@
 namespace imagine {
 
 constexpr const char* kModelCardFile = "README.md";
+// The help text of the --data-license option every `imagine train` table declares.
+constexpr const char* kDataLicenseHelp =
+    "licence of the training data: its name (e.g. CC-BY-4.0) or a file holding its text; recorded in config.json, "
+    "the model card (README.md) and every output's manifest";
 
 // The licence of the training data from --data-license: text, or a file whose contents
 // are the licence (UTF-8, at most 64 KiB). "" keeps the licence recorded in `previous`

@@ -13,6 +13,7 @@
 #include "eval/image_eval.h"
 #include "image/image.h"
 #include "models/image_model.h"
+#include "train/model_card.h"
 
 namespace imagine {
 
@@ -24,8 +25,7 @@ const OptionTable& image_train_table() {
         .text("data", kDefaultImageData,
               "IDX folder/file, or a folder of PNG/JPEG images (first-level subfolders = classes)", "PATH")
         .text("out", "", "model directory to write (refuses to overwrite an existing model)", "DIR")
-        .text("data-license", "", "licence of the training data: its name (e.g. CC-BY-4.0) or a file holding its text; "
-              "recorded in config.json, the model card (README.md) and every output's manifest", "TEXT|FILE")
+        .text("data-license", "", kDataLicenseHelp, "TEXT|FILE")
         .flag("resume", false, "continue the run in --out from checkpoint-latest exactly")
         .integer("size", 0, 0, 128, "image size: 28, 32, 64 or 128 (0 = 28 for IDX, 64 for folders)")
         .integer("channels", 0, 0, 3, "1 (grey) or 3 (RGB; alpha composited on white) (0 = 1 for IDX, 3 for folders)")

@@ -12,6 +12,7 @@
 #include "generate/text_generate.h"
 #include "models/text_model.h"
 #include "provenance/audit.h"
+#include "train/model_card.h"
 #include "train/token_task.h"
 
 namespace imagine {
@@ -22,8 +23,7 @@ const OptionTable& text_train_table() {
                   "Train a GPT-style Transformer on a text file or a folder of text files.");
     t.text("data", "", "text file or folder of text files (recursive; binary files are skipped)", "PATH")
         .text("out", "", "model directory to write (refuses to overwrite an existing model)", "DIR")
-        .text("data-license", "", "licence of the training data: its name (e.g. CC-BY-4.0) or a file holding its text; "
-              "recorded in config.json, the model card (README.md) and every output's manifest", "TEXT|FILE")
+        .text("data-license", "", kDataLicenseHelp, "TEXT|FILE")
         .flag("resume", false, "continue the run in --out from checkpoint-latest exactly")
         .integer("steps", 2000, 0, 1e9, "optimizer steps in total")
         .integer("batch-size", 12, 1, 65536, "sequences per micro-batch")
