@@ -6,6 +6,7 @@
 
 #include <random>
 
+#include "../support/notes.h"
 #include "music/events.h"
 #include "music/midi.h"
 
@@ -52,18 +53,20 @@ std::vector<int> sample_stream(const EventVocab& v, std::mt19937& rng, int lengt
   return out;
 }
 
-void expect_same(const EventVocab& v, const std::vector<int>& again, const std::vector<int>& tokens,
-                 const std::string& what) {
+// Equal token streams, or a failure naming the first difference and its neighbourhood.
+::testing::AssertionResult same_tokens(const EventVocab& v, const std::vector<int>& again,
+                                       const std::vector<int>& tokens) {
   size_t at = 0;
   while (at < again.size() && at < tokens.size() && again[at] == tokens[at]) at++;
-  if (at == again.size() && at == tokens.size()) return;
+  if (at == again.size() && at == tokens.size()) return ::testing::AssertionSuccess();
   std::string around;
   for (size_t k = at >= 6 ? at - 6 : 0; k < std::min(tokens.size(), at + 4); k++)
     around += v.describe(tokens[k]) + " ";
   around += "| re-encoded: ";
   for (size_t k = at >= 6 ? at - 6 : 0; k < std::min(again.size(), at + 4); k++)
     around += v.describe(again[k]) + " ";
-  ADD_FAILURE() << what << ": first difference at token " << at << " of " << tokens.size() << ": " << around;
+  return ::testing::AssertionFailure()
+         << "first difference at token " << at << " of " << tokens.size() << ": " << around;
 }
 
 TEST(EventGrammar, SampledStreamsReencodeExactly) {
@@ -75,10 +78,10 @@ TEST(EventGrammar, SampledStreamsReencodeExactly) {
   for (int trial = 0; trial < 40; trial++) {
     const std::vector<int> tokens = sample_stream(v, rng, 400, trial % 2 ? 6 : 0);
     const Song song = v.decode(tokens);
-    expect_same(v, v.encode(song), tokens, "trial " + std::to_string(trial));
+    EXPECT_TRUE(same_tokens(v, v.encode(song), tokens)) << "trial " << trial;
     // And through the bytes of a MIDI file.
     const Song back = parse_midi(encode_midi(song), "round trip");
-    expect_same(v, v.encode(back), tokens, "trial " + std::to_string(trial) + " via MIDI");
+    EXPECT_TRUE(same_tokens(v, v.encode(back), tokens)) << "trial " << trial << " via MIDI";
   }
 }
 
@@ -99,24 +102,12 @@ TEST(EventGrammar, NoteCapClosesNotesInTheStream) {
 TEST(EventGrammar, AllowsEveryTokenEncodeWrites) {
   // A piece with chords, a program change, drums, long gaps and repeated velocities.
   EventVocab v;
+  using imagine::testing::make_note;
   Song s;
-  auto add = [&](int pitch, double a, double b, int vel, int prog = 0, bool drum = false) {
-    Note n;
-    n.pitch = pitch;
-    n.start = a;
-    n.end = b;
-    n.velocity = vel;
-    n.program = prog;
-    n.drum = drum;
-    s.notes.push_back(n);
-  };
-  add(60, 0.0, 0.5, 80);
-  add(64, 0.0, 0.5, 80);
-  add(67, 0.0, 1.0, 90);
-  add(36, 0.25, 0.35, 100, 0, true);
-  add(48, 0.5, 3.5, 60, 33);
-  add(60, 0.5, 0.75, 60);
-  add(62, 3.0, 3.2, 70);
+  s.notes = {make_note(60, 0.0, 0.5, 80),     make_note(64, 0.0, 0.5, 80),
+             make_note(67, 0.0, 1.0, 90),     make_note(36, 0.25, 0.35, 100, 0, true),
+             make_note(48, 0.5, 3.5, 60, 33), make_note(60, 0.5, 0.75, 60),
+             make_note(62, 3.0, 3.2, 70)};
   s.sort();
   const std::vector<int> tokens = v.encode(s);
   EventGrammar g(v);

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "../support/notes.h"
 #include "core/error.h"
 #include "music/events.h"
 #include "music/song.h"
@@ -18,16 +19,7 @@ using imagine::Song;
 
 namespace {
 
-Note note(int pitch, double start, double end, int velocity = 80, int program = 0, bool drum = false) {
-  Note n;
-  n.pitch = pitch;
-  n.start = start;
-  n.end = end;
-  n.velocity = velocity;
-  n.program = program;
-  n.drum = drum;
-  return n;
-}
+using imagine::testing::make_note;
 
 // Field-by-field equality with doubles compared exactly: the grid makes times reproducible.
 void expect_same_notes(const Song& got, const Song& want) {
@@ -52,24 +44,24 @@ Song rich_song() {
   Song s;
   s.name = "rich";
   s.notes = {
-      note(60, 0.0, 0.5),                   // at time 0
-      note(64, 0.0, 0.5, 100),              // chord, another velocity
-      note(67, 0.0, 1.0, 100, 40),          // chord, another program
-      note(36, 0.0, 0.0, 120, 0, true),     // drum at time 0
-      note(42, 0.25, 0.25, 60, 0, true),    // drum, quiet
-      note(60, 0.5, 0.75),                  // re-struck pitch right at the previous note's end
-      note(72, 0.3333, 0.9876, 33, 19),     // off-grid times, organ
-      note(64, 1.0, 3.0, 90, 0),            // long note ...
-      note(64, 1.5, 2.0, 50, 40),           // ... with a shorter same-pitch note nested inside
-      note(65, 2.0, 2.6, 70, 19),           // staggered same-pitch overlap across programs
-      note(65, 2.3, 3.1, 71, 40),
-      note(50, 2.5, 2.5, 10),               // zero length
-      note(51, 2.7001, 2.7032, 127),        // rounds to zero length on a 10 ms grid
-      note(48, 6.42, 7.0, 1, 127),          // after a 3.3 s gap (several TIME_SHIFTs)
-      note(38, 6.42, 6.5, 127, 0, true),    // drum together with a note
-      note(38, 6.45, 6.9, 64, 0, true),     // drum whose given length is ignored
-      note(127, 7.0, 7.2, 80, 5),           // extreme keys
-      note(0, 7.0, 7.2, 80, 5),
+      make_note(60, 0.0, 0.5),                 // at time 0
+      make_note(64, 0.0, 0.5, 100),            // chord, another velocity
+      make_note(67, 0.0, 1.0, 100, 40),        // chord, another program
+      make_note(36, 0.0, 0.0, 120, 0, true),   // drum at time 0
+      make_note(42, 0.25, 0.25, 60, 0, true),  // drum, quiet
+      make_note(60, 0.5, 0.75),                // re-struck pitch right at the previous note's end
+      make_note(72, 0.3333, 0.9876, 33, 19),   // off-grid times, organ
+      make_note(64, 1.0, 3.0, 90, 0),          // long note ...
+      make_note(64, 1.5, 2.0, 50, 40),         // ... with a shorter same-pitch note nested inside
+      make_note(65, 2.0, 2.6, 70, 19),         // staggered same-pitch overlap across programs
+      make_note(65, 2.3, 3.1, 71, 40),
+      make_note(50, 2.5, 2.5, 10),             // zero length
+      make_note(51, 2.7001, 2.7032, 127),      // rounds to zero length on a 10 ms grid
+      make_note(48, 6.42, 7.0, 1, 127),        // after a 3.3 s gap (several TIME_SHIFTs)
+      make_note(38, 6.42, 6.5, 127, 0, true),  // drum together with a note
+      make_note(38, 6.45, 6.9, 64, 0, true),   // drum whose given length is ignored
+      make_note(127, 7.0, 7.2, 80, 5),         // extreme keys
+      make_note(0, 7.0, 7.2, 80, 5),
   };
   return s;
 }
@@ -174,7 +166,7 @@ TEST(EventVocab, QuantiseSettlesWhatTokensCannotSay) {
   // Nested same-pitch notes: the earlier start takes the earlier end (NOTE_OFF closes the
   // oldest open note), the programs and velocities stay with their onsets.
   Song nested;
-  nested.notes = {note(64, 1.0, 3.0, 90, 0), note(64, 1.5, 2.0, 50, 40)};
+  nested.notes = {make_note(64, 1.0, 3.0, 90, 0), make_note(64, 1.5, 2.0, 50, 40)};
   Song qn = v.quantise(nested);
   ASSERT_EQ(qn.notes.size(), 2u);
   EXPECT_EQ(qn.notes[0].program, 0);
@@ -197,21 +189,22 @@ TEST(EventVocab, TokenStreamForSmallSongs) {
   EventVocab v;
   int vel80 = v.velocity_bin(80);
   Song s;
-  s.notes = {note(60, 0, 0.5)};
+  s.notes = {make_note(60, 0, 0.5)};
   EXPECT_EQ(v.encode(s), (std::vector<int>{v.bos(), v.velocity(vel80), v.note_on(60), v.time_shift(50),
                                            v.note_off(60), v.eos()}));
   EXPECT_EQ(v.encode(s, false).back(), v.note_off(60));
 
   // Re-strike: the NOTE_OFF comes before the NOTE_ON at the same time; the velocity is not
   // repeated; a different program is announced once; a chord is ordered by pitch.
-  s.notes = {note(60, 0, 0.5), note(60, 0.5, 1.0), note(67, 1.0, 1.1, 80, 19), note(64, 1.0, 1.1, 80, 19)};
-  EXPECT_EQ(v.encode(s), (std::vector<int>{v.bos(), v.velocity(vel80), v.note_on(60), v.time_shift(50),
-                                           v.note_off(60), v.note_on(60), v.time_shift(50),
-                                           v.note_off(60), v.program(19), v.note_on(64), v.note_on(67),
-                                           v.time_shift(10), v.note_off(64), v.note_off(67), v.eos()}));
+  s.notes = {make_note(60, 0, 0.5), make_note(60, 0.5, 1.0), make_note(67, 1.0, 1.1, 80, 19),
+             make_note(64, 1.0, 1.1, 80, 19)};
+  EXPECT_EQ(v.encode(s),
+            (std::vector<int>{v.bos(), v.velocity(vel80), v.note_on(60), v.time_shift(50), v.note_off(60),
+                              v.note_on(60), v.time_shift(50), v.note_off(60), v.program(19), v.note_on(64),
+                              v.note_on(67), v.time_shift(10), v.note_off(64), v.note_off(67), v.eos()}));
 
   // A gap of 2.5 s with shifts of at most 1 s; a drum hit carries no NOTE_OFF.
-  s.notes = {note(36, 2.5, 2.6, 80, 0, true)};
+  s.notes = {make_note(36, 2.5, 2.6, 80, 0, true)};
   EXPECT_EQ(v.encode(s), (std::vector<int>{v.bos(), v.time_shift(100), v.time_shift(100), v.time_shift(50),
                                            v.velocity(vel80), v.drum_on(36), v.eos()}));
 
@@ -233,8 +226,8 @@ TEST(EventVocab, RandomSongsRoundTrip) {
         if (rng() % 4 == 0) start = std::round(start * 4) / 4;  // exact ties
         double len = std::uniform_real_distribution<double>(0, 1.5)(rng);
         if (rng() % 8 == 0) len = 0;
-        s.notes.push_back(note(55 + int(rng() % 8), start, start + len, 1 + int(rng() % 127),
-                               int(rng() % 3) * 20, rng() % 5 == 0));
+        s.notes.push_back(make_note(55 + int(rng() % 8), start, start + len, 1 + int(rng() % 127),
+                                    int(rng() % 3) * 20, rng() % 5 == 0));
       }
       expect_round_trip(vocab, s);
     }
@@ -359,10 +352,9 @@ TEST(EventVocab, DecodeToleratesModelOutput) {
   EventVocab v;
   // Unmatched NOTE_OFFs are ignored; a NOTE_OFF closes the oldest open note of its pitch
   // whatever its program; tokens after EOS are ignored.
-  std::vector<int> t = {v.note_off(60), v.program(19),  v.note_on(60),    v.time_shift(5),
-                        v.program(40),  v.note_on(60),  v.time_shift(5),  v.note_off(60),
-                        v.note_off(60), v.note_off(60), v.time_shift(10), v.eos(),
-                        v.note_on(70),  v.bos()};
+  std::vector<int> t = {v.note_off(60),   v.program(19),   v.note_on(60),  v.time_shift(5), v.program(40),
+                        v.note_on(60),    v.time_shift(5), v.note_off(60), v.note_off(60),  v.note_off(60),
+                        v.time_shift(10), v.eos(),         v.note_on(70),  v.bos()};
   Song s = v.decode(t);
   ASSERT_EQ(s.notes.size(), 2u);
   EXPECT_EQ(s.notes[0].program, 19);
@@ -420,7 +412,8 @@ TEST(EventVocab, RandomTokenStreamsNeverThrow) {
 TEST(Song, SortAndDuration) {
   Song s;
   EXPECT_EQ(s.duration(), 0.0);
-  s.notes = {note(64, 1.0, 1.5), note(60, 1.0, 1.2), note(60, 1.0, 1.1), note(72, 0.0, 3.0)};
+  s.notes = {make_note(64, 1.0, 1.5), make_note(60, 1.0, 1.2), make_note(60, 1.0, 1.1),
+             make_note(72, 0.0, 3.0)};
   s.sort();
   EXPECT_EQ(s.notes[0].pitch, 72);
   EXPECT_EQ(s.notes[1].end, 1.1);
