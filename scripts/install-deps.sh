@@ -16,9 +16,24 @@ PACKAGES=(
   fortunes                  # default text corpus for the demo
   dataset-fashion-mnist     # default image data set
   libsodium-dev             # Ed25519 signatures on provenance manifests
+  libcpp-httplib-dev        # imagine serve: the HTTP API
   libimage-exiftool-perl    # tests: exiftool reads the XMP DigitalSourceType of generated PNGs
   python3-mido              # tests: a second MIDI parser reads files carrying manifests
 )
+
+# Node.js runs the API tests' clients (the official openai npm package, tests/node). The
+# machines ship Node.js 20; where there is none, Debian's nodejs + npm are installed.
+if ! command -v npm >/dev/null; then PACKAGES+=(nodejs npm); fi
+
+# The npm packages of tests/node, pinned by its package-lock.json (npm's registry).
+node_packages() {
+  local dir
+  dir="$(cd "$(dirname "$0")/.." && pwd)/tests/node"
+  if [ ! -f "$dir/node_modules/openai/package.json" ]; then
+    echo "installing npm packages in tests/node"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -28,6 +43,7 @@ for p in "${PACKAGES[@]}"; do
 done
 
 if [ ${#missing[@]} -eq 0 ]; then
+  node_packages
   exit 0
 fi
 
@@ -44,3 +60,4 @@ echo "installing: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+node_packages

@@ -17,6 +17,7 @@
 #include "generate/text_generate.h"
 #include "music/midi.h"
 #include "provenance/carriers.h"
+#include "serve/verbs.h"
 
 namespace fs = std::filesystem;
 
@@ -69,12 +70,7 @@ struct Item {
 // One side-by-side picture: it shows generated content, so it leaves through the writer.
 std::string write_picture(const CopyAuditor& a, const OutputWriter& w, const ModelRecord& model,
                           const Image& img, const AuditReport& report, const std::string& path) {
-  GenerationRecord rec;
-  rec.kind = "image";
-  rec.verb = "audit";
-  rec.model = model;
-  rec.settings = {{"layout", "output, then its three nearest training images (pixel space)"}};
-  w.write_image(path, a.side_by_side(img, report), rec, {{"Verb", "audit"}});
+  write_file_atomic(path, audit_picture(a, w, model, img, report).bytes);
   return path;
 }
 
@@ -85,31 +81,13 @@ std::vector<Item> audit_files(const Options& o, const CopyAuditor& a, const Outp
     const std::string bytes = read_file(path);
     Item it;
     it.name = path;
-    switch (sniff_artifact(bytes)) {
-      case ArtifactType::Text:
-        it.report = a.audit_text(bytes);
-        break;
-      case ArtifactType::Png:
-      case ArtifactType::Jpeg: {
-        const Image img = decode_image(bytes, path);
-        it.report = a.audit_image(img);
-        if (w) {
-          const std::string pic = o.s("out").empty()
-                                      ? path + ".audit.png"
-                                      : join_path(o.s("out"), fs::path(path).stem().string() + ".audit.png");
-          it.picture = write_picture(a, *w, *model, img, it.report, pic);
-        }
-        break;
-      }
-      case ArtifactType::Midi:
-        it.report = a.audit_song(parse_midi(bytes, path));
-        break;
-      case ArtifactType::Wav:
-        throw Error(path + " is audio: imagine audits the MIDI it was rendered from",
-                    "audit the .mid file (imagine render writes the WAV from it)");
-      default:
-        throw Error(path + " is not text, PNG, JPEG or MIDI",
-                    "audit files written by imagine generate / vary / continue");
+    Image img;
+    it.report = audit_file_bytes(a, bytes, path, &img);
+    if (w && img.width > 0) {
+      const std::string pic = o.s("out").empty()
+                                  ? path + ".audit.png"
+                                  : join_path(o.s("out"), fs::path(path).stem().string() + ".audit.png");
+      it.picture = write_picture(a, *w, *model, img, it.report, pic);
     }
     items.push_back(std::move(it));
   }

@@ -8,6 +8,7 @@
 #include "core/runtime.h"
 #include "core/signals.h"
 #include "generate/text_generate.h"
+#include "serve/verbs.h"
 
 namespace imagine::cli {
 
@@ -93,22 +94,17 @@ int generate(const Args& args) {
   req.sampling.repeat_last_n = o.i("repeat-last-n");
   req.kv_cache = o.b("kv-cache");
   const uint64_t seed = resolve_seed(o.i("seed"));
-  if (const TokenWatermark* wm = writer.token_watermark())
-    req.logit_hook = [wm](std::vector<float>& logits, const std::vector<int64_t>& t) { wm->bias(logits, t); };
+  req.logit_hook = watermark_hook(writer);
 
   // With --reject-copies a sample is printed only once it passed the audit (no streaming).
   const CopyCheck check = copy_check(o, o.s("model"));
   const bool stream = !check.reject;
-  std::string all;
+  std::vector<std::string> samples;
   nlohmann::json checks = nlohmann::json::array(), attribution = nlohmann::json::array(), seeds_used = nlohmann::json::array();
   const int64_t count = o.i("count");
   for (int64_t i = 0; i < count; i++) {
     const uint64_t sample_seed = seed + static_cast<uint64_t>(i);
-    if (count > 1) {
-      const std::string head = str(i == 0 ? "" : "\n", "--- sample ", i + 1, " of ", count, " (seed ", sample_seed, ") ---\n");
-      std::fputs(head.c_str(), stdout);
-      all += head;
-    }
+    std::fputs(text_sample_header(i, count, seed).c_str(), stdout);
     if (i == 0 && !quiet) {
       std::fprintf(stderr, "seed %llu\n", (unsigned long long)seed);
     }
@@ -135,7 +131,7 @@ int generate(const Args& args) {
     if (i == 0 && r.prompt_cropped)
       note(quiet, str("warning: the prompt was cropped to its last ", r.prompt_tokens,
                       " tokens (the model's context)"));
-    all += req.prompt + r.text;
+    samples.push_back(req.prompt + r.text);
     std::fputs("\n", stdout);
     std::fflush(stdout);
     note(quiet, str("[", r.tokens, " tokens in ", r.seconds, " s, ", r.tokens / (r.seconds > 0 ? r.seconds : 1e-9),
@@ -143,22 +139,12 @@ int generate(const Args& args) {
     if (interrupt_requested()) break;
   }
   if (!o.s("out").empty()) {
-    GenerationRecord rec;
-    rec.kind = "text";
-    rec.verb = "generate";
-    rec.model = model_record(o.s("model"), o.s("checkpoint"));
-    rec.settings = {{"seed", seed},
-                    {"count", count},
-                    {"max_tokens", req.max_tokens},
-                    {"sampling", req.sampling.to_json()},
-                    {"stop", req.stop},
-                    {"tokenizer", model.tokenizer->kind()},
-                    {"kv_cache", req.kv_cache}};
+    GenerationRecord rec = text_record(model_record(o.s("model"), o.s("checkpoint")), req, seed, count,
+                                       model.tokenizer->kind());
     if (check.reject) rec.settings["seeds_used"] = seeds_used;
     if (!checks.empty()) rec.copy_check = checks.size() == 1 ? checks[0] : checks;
     if (!attribution.empty()) rec.attribution = attribution.size() == 1 ? attribution[0] : attribution;
-    rec.prompt = req.prompt;
-    writer.write_text(o.s("out"), all + "\n", rec);
+    writer.write_text(o.s("out"), text_file(samples, seed), rec);
     note(quiet, "wrote " + o.s("out") + (o.s("provenance") == "none" ? "" : " and " + o.s("out") + ".provenance.json"));
   }
   return 0;

@@ -8,6 +8,7 @@
 
 #include "commands.h"
 #include "core/error.h"
+#include "core/files.h"
 #include "core/model_dir.h"
 #include "core/options.h"
 #include "core/runtime.h"
@@ -15,6 +16,7 @@
 #include "eval/image_eval.h"
 #include "image/image.h"
 #include "models/image_model.h"
+#include "serve/image_verbs.h"
 
 namespace fs = std::filesystem;
 
@@ -49,7 +51,7 @@ bool ends_with_png(const std::string& p) {
 struct Loaded {
   ImageModel model;
   uint64_t seed = 0;
-  torch::Tensor labels_one;  // [1] label for --class, or undefined
+  std::string cls;  // --class
   std::unique_ptr<OutputWriter> writer;  // every PNG leaves through it
   ModelRecord record;
 };
@@ -62,33 +64,14 @@ Loaded load(const Options& o) {
   l.model = load_image_model(o.s("model"), resolve_device(o.s("device")), o.s("checkpoint"));
   l.record = model_record(o.s("model"), o.s("checkpoint"));
   l.seed = resolve_seed(o.i("seed"));
-  if (!o.s("class").empty()) l.labels_one = torch::tensor({l.model.class_index(o.s("class"))}, torch::kInt64);
+  l.cls = o.s("class");
+  if (!l.cls.empty()) l.model.class_index(l.cls);  // an unknown class fails before any work
   return l;
 }
 
-// Labels for n images: --class for all, else (conditional models) cycling through classes.
-torch::Tensor labels_for(const Loaded& l, int64_t n) {
-  if (l.labels_one.defined()) return l.labels_one.expand({n}).clone();
-  if (l.model.conditional()) return torch::arange(n, torch::kInt64).remainder(l.model.arch.classes);
-  return {};
-}
-
-// Inputs to encode need their class on a conditional model.
-torch::Tensor input_labels(const Loaded& l, int64_t n) {
-  if (!l.model.conditional()) return {};
-  if (!l.labels_one.defined()) {
-    std::string names;
-    for (auto& c : l.model.classes) names += (names.empty() ? "" : ", ") + c;
-    throw UsageError("this model is class-conditional: pass the input's class with --class", "classes: " + names);
-  }
-  return l.labels_one.expand({n}).clone();
-}
-
-Image to_image(const Options& o, const torch::Tensor& chw) {
-  Image img = tensor_to_image(chw);
-  const int k = static_cast<int>(o.i("upscale"));
-  return k > 1 ? resize_exact(img, img.width * k, img.height * k) : img;
-}
+torch::Tensor labels_for(const Loaded& l, int64_t n) { return output_labels(l.model, n, l.cls); }
+torch::Tensor input_labels(const Loaded& l, int64_t n) { return imagine::input_labels(l.model, n, l.cls); }
+Image to_image(const Options& o, const torch::Tensor& chw) { return output_image(chw, o.i("upscale")); }
 
 // What the manifest records: the verb, the model, and its settings (`detail` in words).
 struct Made {
@@ -119,18 +102,8 @@ Made provenance(const Loaded& l, const std::string& what, const std::string& det
 
 // Every image verb writes through here: watermark, manifest, signature, atomic write.
 void write_output(const Options& o, const Loaded& l, const std::string& path, const Image& img, Made made) {
-  GenerationRecord rec;
-  rec.kind = "image";
-  rec.verb = made.verb;
-  rec.model = l.record;
-  rec.settings = made.settings;
-  made.checks.apply_to(&rec);
-  rec.settings["upscale"] = o.i("upscale");
-  if (!o.s("class").empty()) rec.settings["class"] = o.s("class");
-  std::vector<std::pair<std::string, std::string>> params = {{"Verb", made.verb}, {"Seed", std::to_string(l.seed)}};
-  if (made.settings.contains("seed")) params[1].second = made.settings["seed"].dump();
-  params.push_back({"Detail", made.settings.value("detail", "")});
-  l.writer->write_image(path, img, rec, params);
+  const ImageOutput out{made.verb, made.settings, made.checks.copy_check, made.checks.attribution};
+  write_file_atomic(path, image_artifact(*l.writer, l.record, img, out, o.i("upscale"), l.cls, l.seed).bytes);
 }
 
 torch::Tensor read_input(const Loaded& l, const std::string& path) {
@@ -177,26 +150,19 @@ int generate_image(const Options& o) {
   const int64_t n = o.i("count");
   const double trunc = o.f("truncation");
   torch::Tensor labels = labels_for(l, n);
-  std::vector<torch::Tensor> zs;
-  for (int64_t i = 0; i < n; i++) zs.push_back(seeded_latent(l.seed + i, l.model.arch.latent_dim, trunc));
   std::vector<Image> images;
   const CopyCheck check = copy_check(o, o.s("model"));
   Checks checks(static_cast<size_t>(n));
   if (!check.auditor) {
-    for (int64_t i = 0; i < n; i += 256) {
-      const int64_t e = std::min(n, i + 256);
-      auto z = torch::stack(std::vector<torch::Tensor>(zs.begin() + i, zs.begin() + e));
-      auto x = l.model.decode(z, labels.defined() ? labels.slice(0, i, e) : labels);
-      for (int64_t k = 0; k < x.size(0); k++) images.push_back(to_image(o, x[k]));
-    }
+    images = sample_images(l.model, l.seed, n, trunc, labels, o.i("upscale"));
   } else {
     // One at a time: a flagged sample is redrawn from a retry seed (--reject-copies).
     for (int64_t i = 0; i < n; i++) {
       const torch::Tensor x = make_checked<torch::Tensor>(
           check, &checks.each[static_cast<size_t>(i)],
           [&](int attempt) {
-            const torch::Tensor z =
-                attempt == 0 ? zs[i] : seeded_latent(retry_seed(l.seed + i, attempt), l.model.arch.latent_dim, trunc);
+            const torch::Tensor z = seeded_latent(attempt == 0 ? l.seed + i : retry_seed(l.seed + i, attempt),
+                                                  l.model.arch.latent_dim, trunc);
             return l.model.decode(z.unsqueeze(0), labels.defined() ? labels.slice(0, i, i + 1) : labels)[0];
           },
           [&](const torch::Tensor& t) { return check.auditor->audit_image(tensor_to_image(t)); });
@@ -256,10 +222,7 @@ int vary_image(const Options& o) {
              l.model.vae ? "" : " after latent search"));
   const double s = o.f("strength");
   const int64_t n = o.i("count");
-  // sqrt(1 - s^2) z + s eps keeps the latent's prior scale for every strength.
-  auto around = [&](uint64_t seed) {
-    return std::sqrt(1.0 - s * s) * enc.z[0] + s * seeded_latent(seed, l.model.arch.latent_dim);
-  };
+  auto around = [&](uint64_t seed) { return vary_latent(enc.z[0], s, seed); };
   const CopyCheck check = copy_check(o, o.s("model"));
   Checks checks(static_cast<size_t>(n));
   torch::Tensor imgs;
@@ -361,12 +324,13 @@ int blend_image(const Options& o) {
   auto y = input_labels(l, static_cast<int64_t>(xs.size()));
   Encoded enc = encode_images(l.model, torch::stack(xs), y, o.i("search-steps"), l.seed,
                               [&](const std::string& s) { say(o, s); });
-  auto z = torch::zeros({l.model.arch.latent_dim});
+  std::vector<double> weights;
   std::string detail;
   for (size_t i = 0; i < inputs.size(); i++) {
-    z += inputs[i].second * enc.z[i];
+    weights.push_back(inputs[i].second);
     detail += str(detail.empty() ? "" : ", ", inputs[i].first, ":", inputs[i].second);
   }
+  auto z = blend_latents(enc.z, weights);
   auto img = l.model.decode(z.unsqueeze(0), y.defined() ? y.slice(0, 0, 1) : y);
   write_output(o, l, o.s("out"), to_image(o, img[0]), provenance(l, "blend", detail));
   std::printf("wrote %s (blend of %s; reconstruction mse of the inputs %.6f)\n", o.s("out").c_str(), detail.c_str(),
@@ -411,8 +375,7 @@ int interpolate_image(const Options& o) {
   };
   auto a = endpoint(o.s("from")), b = endpoint(o.s("to"));
   const int64_t k = o.i("steps");
-  std::vector<torch::Tensor> zs;
-  for (int64_t i = 0; i < k; i++) zs.push_back(slerp(a, b, static_cast<double>(i) / (k - 1)));
+  const std::vector<torch::Tensor> zs = interpolate_latents(a, b, k);
   auto imgs = l.model.decode(torch::stack(zs), labels_for(l, k));
   fs::path strip(o.s("out"));
   const std::string frames = (strip.parent_path() / (strip.stem().string() + "-frames")).string();

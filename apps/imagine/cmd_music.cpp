@@ -18,6 +18,7 @@
 #include "music/render.h"
 #include "provenance/carriers.h"
 #include "provenance/output.h"
+#include "serve/verbs.h"
 
 namespace fs = std::filesystem;
 
@@ -65,20 +66,6 @@ MusicModel load(const Options& o) {
   return load_music_model(o.s("model"), resolve_device(o.s("device")), o.s("checkpoint"));
 }
 
-// A generated piece's record; the event vocabulary goes with it so `imagine detect` can
-// re-encode the MIDI file without the model.
-GenerationRecord music_record(const ModelRecord& model, const MusicModel& m, const MusicRequest& req,
-                              const std::string& verb) {
-  GenerationRecord rec;
-  rec.kind = "music";
-  rec.verb = verb;
-  rec.model = model;
-  rec.settings = {{"seed", req.seed},          {"seconds", req.seconds},
-                  {"max_tokens", req.max_tokens}, {"sampling", req.sampling.to_json()},
-                  {"max_note_seconds", req.max_note_seconds}, {"events", m.vocab.to_json()}};
-  return rec;
-}
-
 // The notes of `song` that start at or after `t` seconds (a continuation without its primer).
 Song notes_from(const Song& song, double t) {
   Song out = song;
@@ -88,10 +75,7 @@ Song notes_from(const Song& song, double t) {
   return out;
 }
 
-void hook_watermark(const OutputWriter& w, MusicRequest& req) {
-  if (const TokenWatermark* wm = w.token_watermark())
-    req.logit_hook = [wm](std::vector<float>& logits, const std::vector<int64_t>& t) { wm->bias(logits, t); };
-}
+void hook_watermark(const OutputWriter& w, MusicRequest& req) { req.logit_hook = watermark_hook(w); }
 
 std::string describe(const MusicResult& r) {
   return str(r.song.notes.size(), " notes, ", static_cast<int>(r.song.duration() * 10) / 10.0, " s, ", r.tokens,
@@ -100,9 +84,7 @@ std::string describe(const MusicResult& r) {
 
 void maybe_render(const Options& o, const OutputWriter& w, GenerationRecord rec, const Song& song, const std::string& wav) {
   if (wav.empty()) return;
-  rec.kind = "audio";
-  rec.verb = "render";
-  auto rr = w.write_wav(wav, song, rec, o.s("soundfont"));
+  auto rr = w.write_wav(wav, song, audio_record(rec), o.s("soundfont"));
   note(o.b("quiet"), str("rendered ", wav, ": ", rr.seconds, " s of audio in ", rr.render_seconds, " s"));
 }
 
@@ -161,19 +143,7 @@ int continue_music_cmd(const Options& o) {
   if (o.s("out").empty()) throw UsageError("missing --out", "pass --out DIR");
   const OutputWriter writer(output_policy(o));
   MusicModel m = load(o);
-  Song primer = read_midi(o.s("primer"));
-  if (o.f("primer-seconds") > 0) {
-    const double cut = o.f("primer-seconds");
-    std::vector<Note> kept;
-    for (Note n : primer.notes) {
-      if (n.start >= cut) continue;
-      n.end = std::min(n.end, cut);
-      kept.push_back(n);
-    }
-    primer.notes = kept;
-  }
-  IMAGINE_CHECK(!primer.notes.empty(), "pass a primer with notes (or a larger --primer-seconds)", o.s("primer"),
-                " has no notes", o.f("primer-seconds") > 0 ? " in its first --primer-seconds" : "");
+  const Song primer = trim_primer(read_midi(o.s("primer")), o.f("primer-seconds"), o.s("primer"));
   const double primer_end = primer.duration();
   const uint64_t seed = resolve_seed(o.i("seed"));
   make_dirs(o.s("out"));
@@ -217,21 +187,6 @@ const OptionTable& render_table() {
     return t;
   }();
   return table;
-}
-
-// The record of a file made from a generated MIDI file (its WAV, its piano roll): the
-// model as that file's manifest names it, and the manifest itself as `source`.
-GenerationRecord derived_record(const EmbeddedProvenance& src, const std::string& kind, const std::string& verb) {
-  GenerationRecord rec;
-  rec.kind = kind;
-  rec.verb = verb;
-  rec.source = src.manifest;
-  if (src.manifest.contains("model")) {
-    rec.model.id = src.manifest["model"].value("id", "");
-    rec.model.name = src.manifest["model"].value("name", "");
-    rec.model.family = src.manifest["model"].value("family", "");
-  }
-  return rec;
 }
 
 int render_cmd(const Options& o) {
@@ -279,9 +234,8 @@ int roll_cmd(const Options& o) {
   const EmbeddedProvenance src = read_provenance(o.positional[0], bytes);
   if (src.present) {
     const OutputWriter writer(output_policy(o));
-    GenerationRecord rec = derived_record(src, "image", "roll");
-    rec.settings = {{"input", o.positional[0]}, {"pixels_per_second", o.i("pixels-per-second")}};
-    writer.write_image(o.s("png"), piano_roll(s, static_cast<int>(o.i("pixels-per-second"))), rec, {{"Verb", "roll"}});
+    write_file_atomic(o.s("png"),
+                      roll_artifact(writer, bytes, o.positional[0], static_cast<int>(o.i("pixels-per-second"))).bytes);
   } else {
     write_piano_roll(s, o.s("png"), static_cast<int>(o.i("pixels-per-second")));
   }
@@ -342,25 +296,6 @@ const OptionTable& eval_table() {
   return table;
 }
 
-// Mean loss per event over the whole token stream, in consecutive windows.
-double loss_per_event(MusicModel& m, const std::vector<int64_t>& tokens) {
-  torch::NoGradGuard no_grad;
-  const int64_t block = m.gpt->config.block_size, n = static_cast<int64_t>(tokens.size());
-  auto all = torch::tensor(tokens, torch::kLong);
-  double total = 0;
-  int64_t counted = 0;
-  for (int64_t s = 0; s + 1 < n; s += block) {
-    const int64_t len = std::min(block, n - 1 - s);
-    auto x = all.slice(0, s, s + len).unsqueeze(0).to(m.device), y = all.slice(0, s + 1, s + 1 + len).to(m.device);
-    auto logits = m.gpt->forward(x);
-    total += torch::nn::functional::cross_entropy(logits.view({-1, logits.size(-1)}), y,
-                                                  torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
-                 .item<double>();
-    counted += len;
-  }
-  return total / static_cast<double>(std::max<int64_t>(counted, 1));
-}
-
 }  // namespace
 
 int generate_music(const Args& args) { return run_family_verb("music", "generate", args, generate_table(), generate_music_cmd, false); }
@@ -379,36 +314,16 @@ int eval_music(const Args& args) {
   std::string path = o.s("data");
   if (path.empty()) path = m.config.value("dataset", nlohmann::json::object()).value("path", std::string());
   if (path.empty()) throw UsageError("missing --data", "pass --data PATH");
-  MusicData data = load_music_data(path);
-  const bool has_test = !data.test.empty();
-  const auto& held = has_test ? data.test : data.valid;
-  const auto tokens = encode_songs(held, m.vocab);
-  nlohmann::json j = {{"model_dir", dir}, {"data", path}, {"split", has_test ? "test" : "held-out"},
-                      {"pieces_scored", held.size()}, {"events", tokens.size()}};
-  j["loss_per_event"] = loss_per_event(m, tokens);
-  const MusicStats train_stats = music_stats(data.train), held_stats = music_stats(held);
-  j["train_stats"] = train_stats.to_json();
-  j["heldout_stats"] = held_stats.to_json();
-  if (o.i("pieces") > 0) {
-    std::vector<Song> made;
-    MusicRequest req;
-    req.seconds = o.f("seconds");
-    req.max_note_seconds = default_note_cap(m);
-    for (int64_t i = 0; i < o.i("pieces"); i++) {
-      req.seed = static_cast<uint64_t>(o.i("seed") + i);
-      made.push_back(generate_music(m, Song{}, req).song);
-    }
-    const MusicStats gen = music_stats(made);
-    j["generated_stats"] = gen.to_json();
-    j["pitch_class_distance"] = pitch_class_distance(gen, train_stats);
-    j["pitch_class_distance_heldout"] = pitch_class_distance(gen, held_stats);
-  }
+  nlohmann::json j = evaluate_music(m, path, o.i("pieces"), o.f("seconds"), static_cast<uint64_t>(o.i("seed")));
+  j["model_dir"] = dir;
+  const bool has_test = j["split"] == "test";
   if (o.b("json")) {
     std::printf("%s\n", j.dump().c_str());
     return 0;
   }
-  std::printf("loss %.4f nats/event over %zu events of %zu %s pieces\n", j["loss_per_event"].get<double>(),
-              tokens.size(), held.size(), has_test ? "test" : "held-out");
+  std::printf("loss %.4f nats/event over %lld events of %lld %s pieces\n", j["loss_per_event"].get<double>(),
+              (long long)j["events"].get<int64_t>(), (long long)j["pieces_scored"].get<int64_t>(),
+              has_test ? "test" : "held-out");
   auto row = [](const char* name, const nlohmann::json& s) {
     std::printf("%-10s notes/s %6.2f  polyphony %5.2f  pitch range %5.1f  mean pitch %5.1f  (%lld pieces, %.0f s)\n",
                 name, s["notes_per_second"].get<double>(), s["polyphony"].get<double>(), s["pitch_range"].get<double>(),

@@ -38,6 +38,7 @@ OutputPolicy output_policy(const Options& o) {
   p.watermark_key = o.s("watermark-key");
   p.sign_key = o.s("sign-key");
   p.level = parse_provenance_level(o.s("provenance"));
+  p.created = source_date_epoch();
   if (o.table->find("watermark-context")) {
     p.tokens.context = static_cast<int>(o.i("watermark-context"));
     p.tokens.delta = o.f("watermark-delta");

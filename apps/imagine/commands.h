@@ -28,6 +28,7 @@ int detect(const Args& args);          // imagine detect FILE... [--json]
 int verify(const Args& args);          // imagine verify FILE... [--trusted-keys F] [--json]
 int keygen(const Args& args);          // imagine keygen [--out DIR]
 int audit(const Args& args);           // imagine audit --model DIR FILE... | --generate N
+int serve(const Args& args);           // imagine serve --models DIR [--port N] ...
 
 // The music halves of generate / eval (cmd_music.cpp).
 int generate_music(const Args& args);  // args start with "music"

@@ -33,6 +33,7 @@ const char* kUsage =
     "  imagine verify FILE... [--trusted-keys FILE] [--json]      (is its provenance intact, who signed it?)\n"
     "  imagine keygen [--out DIR]                                 (Ed25519 key pair for signing outputs)\n"
     "  imagine audit --model MODEL_DIR FILE...|--generate N [--json]  (copies of the training data?)\n"
+    "  imagine serve --models DIR [--port 7860] [--api-key KEY]  (HTTP API + OpenAI endpoints, docs/api.md)\n"
     "  imagine info MODEL_DIR [--json]\n"
     "  imagine eval MODEL_DIR --data PATH [--json]\n"
     "\n"
@@ -71,6 +72,7 @@ int main(int argc, char** argv) {
     if (verb == "verify") return cli::verify(rest);
     if (verb == "keygen") return cli::keygen(rest);
     if (verb == "audit") return cli::audit(rest);
+    if (verb == "serve") return cli::serve(rest);
     throw UsageError("unknown command '" + verb + "'",
                      "commands: train, generate, vary, blend, interpolate, reconstruct, export, continue, render, roll, detect, "
                      "verify, keygen, audit, info, eval "

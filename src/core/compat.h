@@ -19,7 +19,9 @@ constexpr bool kHasSdpa = false;
 #endif
 
 // Additive causal mask (Tq, Tk): 0 where query i (absolute position tk - tq + i) may see
-// the key, -inf after it. Cached per shape, dtype and device.
+// the key, -inf after it. Cached per thread, shape, dtype and device; the cache is bounded
+// (a server sees every prompt length: it starts afresh past kMaxCachedMasks shapes).
+constexpr size_t kMaxCachedMasks = 64;
 inline torch::Tensor causal_mask(int64_t tq, int64_t tk, const torch::TensorOptions& opts) {
   thread_local std::map<std::tuple<int64_t, int64_t, int, int>, torch::Tensor> cache;
   const auto key = std::make_tuple(tq, tk, static_cast<int>(opts.dtype().toScalarType()),
@@ -27,6 +29,7 @@ inline torch::Tensor causal_mask(int64_t tq, int64_t tk, const torch::TensorOpti
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
   auto mask = torch::full({tq, tk}, -std::numeric_limits<float>::infinity(), opts).triu(tk - tq + 1);
+  if (cache.size() >= kMaxCachedMasks) cache.clear();
   cache.emplace(key, mask);
   return mask;
 }

@@ -58,11 +58,15 @@ std::string resolve_precision(const std::string& name, torch::Device device) {
 
 void seed_torch(uint64_t seed) { torch::manual_seed(seed); }
 
+uint64_t random_seed() {
+  std::random_device rd;
+  return ((static_cast<uint64_t>(rd()) << 32) ^ rd()) & 0x7fffffffffffffffULL;
+}
+
 uint64_t resolve_seed(int64_t seed) {
   uint64_t s;
   if (seed < 0) {
-    std::random_device rd;
-    s = ((static_cast<uint64_t>(rd()) << 32) ^ rd()) & 0x7fffffffffffffffULL;  // fits --seed
+    s = random_seed();
   } else {
     s = static_cast<uint64_t>(seed);
   }

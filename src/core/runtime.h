@@ -22,6 +22,9 @@ std::string resolve_precision(const std::string& name, torch::Device device);
 // -1 means "pick a random seed"; the seed actually used is returned so it can be printed
 // and recorded. Seeds torch's CPU (and CUDA) generators.
 uint64_t resolve_seed(int64_t seed);
+// A fresh random seed in [0, 2^63) (fits --seed), touching no global generator: what a
+// server request without a seed gets.
+uint64_t random_seed();
 void seed_torch(uint64_t seed);
 
 // Seeds torch's CPU generator while alive and restores its previous state afterwards, so a

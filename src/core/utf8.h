@@ -53,4 +53,18 @@ inline std::string_view utf8_prefix(std::string_view s, size_t max_bytes) {
   return s.substr(0, end);
 }
 
+// Bytes at the end of s that start a UTF-8 sequence still waiting for its continuation
+// bytes (0 when s ends on a character boundary, or in bytes no further input can complete).
+// A stream of text holds these back so that it never splits a character.
+inline size_t utf8_unfinished_tail(std::string_view s) {
+  const size_t n = s.size();
+  for (size_t back = 1; back <= 3 && back <= n; back++) {
+    const unsigned c = static_cast<unsigned char>(s[n - back]);
+    if ((c & 0xC0) == 0x80) continue;  // a continuation byte: look further back
+    const size_t need = c >= 0xF0 && c < 0xF5 ? 4 : c >= 0xE0 && c < 0xF0 ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 1;
+    return need > back ? back : 0;
+  }
+  return 0;
+}
+
 }  // namespace imagine

@@ -320,9 +320,12 @@ Image tensor_to_image(const torch::Tensor& chw) {
   return img;
 }
 
-torch::Tensor load_image_like(const std::string& path, int64_t channels, int64_t size) {
-  Image img = read_image(path);
+torch::Tensor image_like(const Image& img, int64_t channels, int64_t size) {
   return image_to_tensor(to_channels(resize_cover(img, static_cast<int>(size)), static_cast<int>(channels)));
+}
+
+torch::Tensor load_image_like(const std::string& path, int64_t channels, int64_t size) {
+  return image_like(read_image(path), channels, size);
 }
 
 }  // namespace imagine

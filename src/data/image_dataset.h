@@ -57,5 +57,7 @@ torch::Tensor image_to_tensor(const Image& img);                  // -> [C, H, W
 Image tensor_to_image(const torch::Tensor& chw);                  // [C, H, W] float in [0, 1] -> Image
 // Reads a PNG/JPEG file prepared like the training data (channels, size): [C, S, S] float.
 torch::Tensor load_image_like(const std::string& path, int64_t channels, int64_t size);
+// The same for an image already decoded (an upload).
+torch::Tensor image_like(const Image& img, int64_t channels, int64_t size);
 
 }  // namespace imagine

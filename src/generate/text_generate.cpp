@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "core/error.h"
+#include "core/utf8.h"
 
 namespace imagine {
 
@@ -22,57 +23,69 @@ static size_t held_back(const std::string& text, const std::vector<std::string>&
   return hold;
 }
 
-TextResult generate_text(TextModel& model, const TextRequest& req,
-                         const std::function<void(const std::string&)>& on_text) {
-  torch::NoGradGuard no_grad;
+TextStream::TextStream(TextModel& model, const TextRequest& req, std::function<void(const std::string&)> on_text)
+    : model_(model), req_(req), on_text_(std::move(on_text)), t0_(std::chrono::steady_clock::now()) {
   IMAGINE_CHECK(req.max_tokens >= 0, "pass --max-tokens 1 or more", "max_tokens must not be negative");
   for (auto& s : req.stop) IMAGINE_CHECK(!s.empty(), "remove the empty --stop", "a stop string is empty");
-  const auto t0 = std::chrono::steady_clock::now();
-  TextResult res;
-  GPT& gpt = model.gpt;
-  const int64_t block = gpt->config.block_size;
+  const int64_t block = model.gpt->config.block_size;
   std::vector<int64_t> ctx = model.tokenizer->encode(req.prompt.empty() ? model.start_text : req.prompt);
   if (static_cast<int64_t>(ctx.size()) > block) {
     ctx.erase(ctx.begin(), ctx.end() - block);
-    res.prompt_cropped = true;
+    res_.prompt_cropped = true;
   }
-  res.prompt_tokens = static_cast<int64_t>(ctx.size());
-  Rng rng(req.seed);
+  res_.prompt_tokens = static_cast<int64_t>(ctx.size());
+  res_.context_tokens = std::move(ctx);
+  res_.stop_reason = "max_tokens";
+}
 
-  std::string out;      // generated text so far
-  size_t emitted = 0;   // bytes of `out` already passed to on_text
-  res.stop_reason = "max_tokens";
+DecodeSlot TextStream::slot() {
   TokenSampling opt;
-  opt.max_tokens = req.max_tokens;
-  opt.sampling = req.sampling;
-  opt.kv_cache = req.kv_cache;
-  opt.logit_hook = req.logit_hook;
-  res.context_tokens = ctx;
-  const auto tokens = sample_continuation(model.gpt, model.device, ctx, opt, rng, [&](int64_t tok) {
-    out += model.tokenizer->token_bytes(tok);
-    size_t stop_at = std::string::npos;
-    for (auto& s : req.stop) {
-      // Only the new bytes (plus an overlap) can complete a stop string.
-      const size_t from = emitted > s.size() ? emitted - s.size() : 0;
-      const size_t pos = out.find(s, from);
-      if (pos != std::string::npos) stop_at = std::min(stop_at, pos);
-    }
-    if (stop_at != std::string::npos) {
-      out.resize(stop_at);
-      res.stop_reason = "stop";
-      return false;
-    }
-    const size_t safe = out.size() - held_back(out, req.stop);
-    if (on_text && safe > emitted) on_text(out.substr(emitted, safe - emitted));
-    emitted = std::max(emitted, safe);
-    return true;
-  });
-  res.tokens = static_cast<int64_t>(tokens.size());
-  res.new_tokens = tokens;
-  if (on_text && out.size() > emitted) on_text(out.substr(emitted));
-  res.text = out;
-  res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return res;
+  opt.max_tokens = req_.max_tokens;
+  opt.sampling = req_.sampling;
+  opt.kv_cache = req_.kv_cache;
+  opt.logit_hook = req_.logit_hook;
+  return DecodeSlot(res_.context_tokens, opt, Rng(req_.seed), [this](int64_t tok) { return on_token(tok); });
+}
+
+bool TextStream::on_token(int64_t tok) {
+  out_ += model_.tokenizer->token_bytes(tok);
+  size_t stop_at = std::string::npos;
+  for (auto& s : req_.stop) {
+    // Only the new bytes (plus an overlap) can complete a stop string.
+    const size_t from = emitted_ > s.size() ? emitted_ - s.size() : 0;
+    const size_t pos = out_.find(s, from);
+    if (pos != std::string::npos) stop_at = std::min(stop_at, pos);
+  }
+  if (stop_at != std::string::npos) {
+    out_.resize(stop_at);
+    res_.stop_reason = "stop";
+    return false;
+  }
+  size_t safe = out_.size() - held_back(out_, req_.stop);
+  safe -= utf8_unfinished_tail(std::string_view(out_).substr(0, safe));
+  if (on_text_ && safe > emitted_) on_text_(out_.substr(emitted_, safe - emitted_));
+  emitted_ = std::max(emitted_, safe);
+  return true;
+}
+
+TextResult TextStream::finish(const DecodeSlot& slot, const std::string& reason) {
+  if (!reason.empty()) res_.stop_reason = reason;
+  res_.tokens = static_cast<int64_t>(slot.out.size());
+  res_.new_tokens = slot.out;
+  if (on_text_ && out_.size() > emitted_) on_text_(out_.substr(emitted_));
+  emitted_ = out_.size();
+  res_.text = out_;
+  res_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+  return res_;
+}
+
+TextResult generate_text(TextModel& model, const TextRequest& req,
+                         const std::function<void(const std::string&)>& on_text) {
+  TextStream stream(model, req, on_text);
+  DecodeSlot slot = stream.slot();
+  prefill(model.gpt, model.device, slot);
+  while (!slot.done) decode_round(model.gpt, model.device, {&slot});
+  return stream.finish(slot);
 }
 
 }  // namespace imagine

@@ -1,6 +1,7 @@
 // Text generation: prompt -> streamed continuation, with stop strings, on the shared token
 // sampling loop (generate/token_generate.h: KV cache, sliding window).
 #pragma once
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -33,8 +34,35 @@ struct TextResult {
   std::vector<int64_t> new_tokens;      // sampled tokens (those of a stop string included)
 };
 
-// `on_text` receives the output as it becomes final (held back only while it could be the
-// start of a stop string).
+// The text side of one generation: crops the prompt to the model's context, turns sampled
+// tokens into text, stops at stop strings, and passes on what is final. Text is held back
+// while it could be the start of a stop string or ends inside a UTF-8 character, so a
+// stream never splits one. generate_text runs one stream; the server decodes many side by
+// side (decode_round over their slots).
+class TextStream {
+ public:
+  TextStream(TextModel& model, const TextRequest& req, std::function<void(const std::string&)> on_text = nullptr);
+  TextStream(const TextStream&) = delete;
+  TextStream& operator=(const TextStream&) = delete;
+
+  // The decoding slot for this stream (its on_token feeds this object, which must outlive it).
+  DecodeSlot slot();
+  // After the slot is done (or abandoned: `reason` then replaces the stop reason, e.g.
+  // "cancelled"): flushes held-back text and returns the result.
+  TextResult finish(const DecodeSlot& slot, const std::string& reason = "");
+
+ private:
+  bool on_token(int64_t tok);
+  TextModel& model_;
+  const TextRequest& req_;
+  std::function<void(const std::string&)> on_text_;
+  TextResult res_;
+  std::string out_;      // generated text so far
+  size_t emitted_ = 0;   // bytes of out_ already passed to on_text
+  std::chrono::steady_clock::time_point t0_;
+};
+
+// `on_text` receives the output as it becomes final (see TextStream).
 TextResult generate_text(TextModel& model, const TextRequest& req,
                          const std::function<void(const std::string&)>& on_text = nullptr);
 

@@ -27,8 +27,32 @@ struct TokenSampling {
   LogitHook logit_hook;
 };
 
+// One sequence being decoded: its tokens so far, its KV cache, the logits for its next
+// token and its own random stream. Several slots decode together (decode_round), which is
+// how the server serves concurrent requests and --count N samples in one forward.
+struct DecodeSlot {
+  DecodeSlot(std::vector<int64_t> context, TokenSampling opt, Rng rng, std::function<bool(int64_t)> on_token);
+  std::vector<int64_t> ctx;  // context and every token sampled so far
+  std::vector<int64_t> out;  // the sampled tokens
+  TokenSampling opt;
+  Rng rng;
+  std::function<bool(int64_t)> on_token;  // sees each new token; false stops the slot
+  bool done = false;
+  // Decoder state.
+  KVCache cache;
+  torch::Tensor logits;  // (vocab) for the next token
+};
+
+// Encodes the slot's context (cropped to the model's block by the caller): its cache and
+// first logits. A slot with max_tokens 0 is done at once.
+void prefill(GPT& gpt, torch::Device device, DecodeSlot& slot);
+// One token for every live slot: samples from its logits, hands the token to on_token, and
+// computes the next logits of the slots that go on, in one batched forward (a slot whose
+// context is full slides its window and re-encodes alone).
+void decode_round(GPT& gpt, torch::Device device, const std::vector<DecodeSlot*>& slots);
+
 // Samples after `context` (cropped to the model's block by the caller). `on_token` sees each
-// new token and returns false to stop. Returns the new tokens.
+// new token and returns false to stop. Returns the new tokens. (One slot, prefill, rounds.)
 std::vector<int64_t> sample_continuation(GPT& gpt, torch::Device device, std::vector<int64_t> context,
                                          const TokenSampling& opt, Rng& rng,
                                          const std::function<bool(int64_t)>& on_token);

@@ -80,6 +80,34 @@ torch::Tensor GPTImpl::forward(const torch::Tensor& idx, KVCache* cache) {
   return torch::nn::functional::linear(x, wte->weight);  // (B, T, vocab), head tied to wte
 }
 
+torch::Tensor GPTImpl::forward_rows(const std::vector<int64_t>& tokens, const std::vector<KVCache*>& caches) {
+  IMAGINE_CHECK(!tokens.empty() && tokens.size() == caches.size(), "pass one cache per token",
+                "forward_rows: ", tokens.size(), " tokens for ", caches.size(), " caches");
+  const torch::Device device = wte->weight.device();
+  if (tokens.size() == 1) {
+    auto idx = torch::full({1, 1}, tokens[0], torch::TensorOptions().dtype(torch::kLong).device(device));
+    return forward(idx, caches[0]).index({0, -1}).unsqueeze(0);
+  }
+  const int64_t B = static_cast<int64_t>(tokens.size());
+  std::vector<int64_t> positions;
+  for (KVCache* c : caches) {
+    const int64_t past = (*c)[0].length();
+    IMAGINE_CHECK(past < config.block_size, "slide the window before the context fills",
+                  "a cache of ", past, " tokens is full (context ", config.block_size, ")");
+    positions.push_back(past);
+  }
+  auto idx = torch::tensor(tokens, torch::kLong).to(device).view({B, 1});
+  auto pos = torch::tensor(positions, torch::kLong).to(device).view({B, 1});
+  auto x = drop(wte(idx) + wpe(pos));  // (B, 1, C)
+  std::vector<nn::LayerCache*> layer(caches.size());
+  for (size_t i = 0; i < blocks.size(); i++) {
+    for (size_t b = 0; b < caches.size(); b++) layer[b] = &(*caches[b])[i];
+    x = blocks[i]->forward_rows(x, layer);
+  }
+  x = ln_f(x);
+  return torch::nn::functional::linear(x, wte->weight).index({torch::indexing::Slice(), 0});  // (B, vocab)
+}
+
 torch::Tensor GPTImpl::loss(const torch::Tensor& idx, const torch::Tensor& targets) {
   auto logits = forward(idx).to(torch::kFloat);  // float32 loss even under bf16 autocast
   return torch::nn::functional::cross_entropy(logits.view({-1, logits.size(-1)}), targets.reshape({-1}));

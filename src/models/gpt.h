@@ -38,6 +38,10 @@ struct GPTImpl : torch::nn::Module {
   // positions continue from the cache, and the cache is extended. Positions must stay below
   // block_size (the generator slides the window).
   torch::Tensor forward(const torch::Tensor& idx, KVCache* cache = nullptr);
+  // One decoding step for B sequences at once: tokens[b] is appended to caches[b] (each at
+  // its own position) -> next-token logits (B, vocab). The batched decode of the server and
+  // of --count; B = 1 computes exactly what forward(idx, cache) does.
+  torch::Tensor forward_rows(const std::vector<int64_t>& tokens, const std::vector<KVCache*>& caches);
   // Mean cross-entropy (nats/token) of predicting targets (B, T) from idx (B, T).
   torch::Tensor loss(const torch::Tensor& idx, const torch::Tensor& targets);
 

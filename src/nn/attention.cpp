@@ -42,6 +42,31 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, LayerCach
   return resid_drop(c_proj(y));
 }
 
+torch::Tensor CausalSelfAttentionImpl::forward_rows(const torch::Tensor& x, const std::vector<LayerCache*>& caches) {
+  const int64_t B = x.size(0), C = x.size(2);
+  TORCH_CHECK(x.size(1) == 1 && static_cast<int64_t>(caches.size()) == B, "forward_rows: one token and cache per row");
+  if (B == 1) return forward(x, caches[0]);
+  const int64_t hd = C / n_head;
+  auto qkv = c_attn(x).split(n_embd, 2);  // 3 x (B, 1, C)
+  std::vector<torch::Tensor> rows;
+  rows.reserve(B);
+  for (int64_t b = 0; b < B; b++) {
+    auto q = qkv[0][b].view({1, 1, n_head, hd}).transpose(1, 2);  // (1, H, 1, D)
+    auto k = qkv[1][b].view({1, 1, n_head, hd}).transpose(1, 2);
+    auto v = qkv[2][b].view({1, 1, n_head, hd}).transpose(1, 2);
+    LayerCache* c = caches[b];
+    if (c->k.defined()) {
+      k = torch::cat({c->k, k}, 2);
+      v = torch::cat({c->v, v}, 2);
+    }
+    c->k = k;
+    c->v = v;
+    rows.push_back(compat::attention(q, k, v, /*causal=*/true, dropout, is_training()).transpose(1, 2).reshape({1, C}));
+  }
+  auto y = torch::stack(rows).view({B, 1, C});
+  return resid_drop(c_proj(y));
+}
+
 MLPImpl::MLPImpl(int64_t n_embd, double dropout, bool bias) {
   c_fc = register_module("c_fc", torch::nn::Linear(torch::nn::LinearOptions(n_embd, 4 * n_embd).bias(bias)));
   c_proj = register_module("c_proj", torch::nn::Linear(torch::nn::LinearOptions(4 * n_embd, n_embd).bias(bias)));
@@ -59,6 +84,11 @@ BlockImpl::BlockImpl(int64_t n_embd, int64_t n_head, double dropout, bool bias) 
 
 torch::Tensor BlockImpl::forward(const torch::Tensor& x0, LayerCache* cache) {
   auto x = x0 + attn(ln_1(x0), cache);
+  return x + mlp(ln_2(x));
+}
+
+torch::Tensor BlockImpl::forward_rows(const torch::Tensor& x0, const std::vector<LayerCache*>& caches) {
+  auto x = x0 + attn->forward_rows(ln_1(x0), caches);
   return x + mlp(ln_2(x));
 }
 

@@ -3,6 +3,8 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <vector>
+
 namespace imagine::nn {
 
 // Keys and values of one layer for the tokens seen so far: (B, H, T, D) each.
@@ -25,6 +27,10 @@ struct CausalSelfAttentionImpl : torch::nn::Module {
   CausalSelfAttentionImpl(int64_t n_embd, int64_t n_head, double dropout, bool bias);
   // x: (B, T, C). With a cache, x holds only the new tokens and the cache is extended.
   torch::Tensor forward(const torch::Tensor& x, LayerCache* cache = nullptr);
+  // One new token for each of B sequences, each with its own cache (of any length): x is
+  // (B, 1, C) and row b attends over caches[b]. The projections run batched; B = 1 does
+  // exactly what forward(x, caches[0]) does.
+  torch::Tensor forward_rows(const torch::Tensor& x, const std::vector<LayerCache*>& caches);
 
   int64_t n_head, n_embd;
   double dropout;
@@ -44,6 +50,7 @@ TORCH_MODULE(MLP);
 struct BlockImpl : torch::nn::Module {
   BlockImpl(int64_t n_embd, int64_t n_head, double dropout, bool bias);
   torch::Tensor forward(const torch::Tensor& x, LayerCache* cache = nullptr);
+  torch::Tensor forward_rows(const torch::Tensor& x, const std::vector<LayerCache*>& caches);
   LayerNorm ln_1{nullptr}, ln_2{nullptr};
   CausalSelfAttention attn{nullptr};
   MLP mlp{nullptr};

@@ -14,6 +14,8 @@
 #include "eval/feature_net.h"
 #include "eval/image_eval.h"
 #include "models/image_arch.h"
+#include "music/midi.h"
+#include "provenance/carriers.h"
 
 namespace fs = std::filesystem;
 
@@ -421,6 +423,26 @@ int reject_copies(int max_tries, const std::function<AuditReport(int attempt)>& 
                {"rejected", rejected},
                {"audit", last.detail}};
   return passed ? i : max_tries - 1;
+}
+
+AuditReport audit_file_bytes(const CopyAuditor& a, const std::string& bytes, const std::string& what, Image* image) {
+  switch (sniff_artifact(bytes)) {
+    case ArtifactType::Text:
+      return a.audit_text(bytes);
+    case ArtifactType::Png:
+    case ArtifactType::Jpeg: {
+      const Image img = decode_image(bytes, what);
+      if (image) *image = img;
+      return a.audit_image(img);
+    }
+    case ArtifactType::Midi:
+      return a.audit_song(parse_midi(bytes, what));
+    case ArtifactType::Wav:
+      throw Error(what + " is audio: imagine audits the MIDI it was rendered from",
+                  "audit the .mid file (imagine render writes the WAV from it)");
+    default:
+      throw Error(what + " is not text, PNG, JPEG or MIDI", "audit files written by imagine generate / vary / continue");
+  }
 }
 
 }  // namespace imagine

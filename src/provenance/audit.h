@@ -56,6 +56,11 @@ class CopyAuditor {
   virtual Image side_by_side(const Image& image, const AuditReport& report) const;
 };
 
+// Audits one file's bytes by their type: text, PNG/JPEG (decoded into *image when given) or
+// MIDI. Error with a hint for WAV (audit its MIDI) and anything else.
+AuditReport audit_file_bytes(const CopyAuditor& a, const std::string& bytes, const std::string& what,
+                             Image* image = nullptr);
+
 // Opens the auditor for MODEL_DIR (text, music, or image family). Text and music read
 // copy-index.bin, or rebuild it from the recorded training data when it is missing
 // (checking the files' sha256 against config.json); images load the training set and

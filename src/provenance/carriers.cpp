@@ -253,6 +253,9 @@ EmbeddedProvenance read_provenance(const std::string& path) { return read_proven
 EmbeddedProvenance read_provenance(const std::string& path, const std::string& bytes) {
   EmbeddedProvenance p;
   p.type = sniff_artifact(bytes);
+  // Text from a byte-level model may hold any bytes (invalid UTF-8, NUL): its sidecar says
+  // that it is text all the same.
+  if (p.type == ArtifactType::Unknown && path_exists(text_sidecar_path(path))) p.type = ArtifactType::Text;
   std::string manifest;
   switch (p.type) {
     case ArtifactType::Png: {

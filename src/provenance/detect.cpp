@@ -48,7 +48,7 @@ DetectReport detect_file(const std::string& path, const DetectOptions& opt) {
   r.path = path;
   const EmbeddedProvenance prov = read_provenance(path, bytes);
   r.manifest = prov.present;
-  switch (sniff_artifact(bytes)) {
+  switch (prov.type) {  // sniffed; text with a sidecar even when it is not UTF-8
     case ArtifactType::Png:
     case ArtifactType::Jpeg: {
       r.type = is_png(bytes) ? "png" : "jpeg";

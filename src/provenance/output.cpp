@@ -1,6 +1,8 @@
 // See output.h.
 #include "provenance/output.h"
 
+#include <cerrno>
+#include <cstdlib>
 #include <ctime>
 
 #include "core/error.h"
@@ -68,13 +70,24 @@ OutputWriter::OutputWriter(const OutputPolicy& policy) : policy_(policy) {
   }
 }
 
-static std::string utc_now() {
-  std::time_t t = std::time(nullptr);
+static std::string utc_time(std::time_t t) {
   std::tm tm{};
   gmtime_r(&t, &tm);
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
+}
+
+std::string source_date_epoch() {
+  const char* v = std::getenv("SOURCE_DATE_EPOCH");
+  if (!v || !*v) return "";
+  char* end = nullptr;
+  errno = 0;
+  const long long t = std::strtoll(v, &end, 10);
+  IMAGINE_CHECK(errno == 0 && *end == '\0' && t >= 0 && t < 253402300800LL,
+                "set SOURCE_DATE_EPOCH to seconds since 1970 (e.g. $(date +%s)) or unset it",
+                "SOURCE_DATE_EPOCH '", v, "' is not a time");
+  return utc_time(static_cast<std::time_t>(t));
 }
 
 nlohmann::json OutputWriter::manifest(const GenerationRecord& rec, const std::string& content_sha256,
@@ -85,7 +98,7 @@ nlohmann::json OutputWriter::manifest(const GenerationRecord& rec, const std::st
       {"version", kManifestVersion},
       {"tool", {{"name", "imagine"}, {"version", IMAGINE_VERSION_STRING}}},
       {"digital_source_type", kDigitalSourceType},
-      {"created", utc_now()},
+      {"created", policy_.created.empty() ? utc_time(std::time(nullptr)) : policy_.created},
       {"kind", rec.kind},
       {"verb", rec.verb},
       {"model", {{"id", rec.model.id}, {"name", rec.model.name}, {"family", rec.model.family}}},
@@ -118,37 +131,69 @@ nlohmann::json OutputWriter::manifest(const GenerationRecord& rec, const std::st
   return m;
 }
 
-void OutputWriter::write_text(const std::string& path, const std::string& text, const GenerationRecord& rec) const {
-  const nlohmann::json m = manifest(rec, sha256_hex(text), "sha256-bytes");
-  write_file_atomic(path, text);
-  if (!m.is_null()) write_file_atomic(text_sidecar_path(path), m.dump(2) + "\n");
+Artifact OutputWriter::encode_text(const std::string& text, const GenerationRecord& rec) const {
+  return {text, manifest(rec, sha256_hex(text), "sha256-bytes"), "text/plain; charset=utf-8"};
 }
 
-Image OutputWriter::write_image(const std::string& path, const Image& img, const GenerationRecord& rec,
-                                const std::vector<std::pair<std::string, std::string>>& parameters) const {
+void OutputWriter::write_text(const std::string& path, const std::string& text, const GenerationRecord& rec) const {
+  const Artifact a = encode_text(text, rec);
+  write_file_atomic(path, a.bytes);
+  if (!a.manifest.is_null()) write_file_atomic(text_sidecar_path(path), a.manifest.dump(2) + "\n");
+}
+
+Artifact OutputWriter::encode_image(const Image& img, const GenerationRecord& rec,
+                                    const std::vector<std::pair<std::string, std::string>>& parameters,
+                                    Image* marked) const {
   const Image out = policy_.watermark ? embed_image_watermark(img, key_.bytes, policy_.images) : img;
   std::vector<std::pair<std::string, std::string>> params = parameters;
   params.push_back({"Model hash", rec.model.id.substr(0, 17)});
   params.push_back({"Model", rec.model.name});
   params.push_back({"Watermark", policy_.watermark ? "imagine " + key_.id() : "none"});
-  const nlohmann::json m = manifest(rec, png_content_sha256(out), kPngContentHashing);
-  write_file_atomic(path, encode_png_with_provenance(out, m.is_null() ? "" : m.dump(), params,
-                                                     policy_.level != ProvenanceLevel::None));
+  Artifact a;
+  a.manifest = manifest(rec, png_content_sha256(out), kPngContentHashing);
+  a.bytes = encode_png_with_provenance(out, a.manifest.is_null() ? "" : a.manifest.dump(), params,
+                                       policy_.level != ProvenanceLevel::None);
+  a.mime = "image/png";
+  if (marked) *marked = out;
+  return a;
+}
+
+Image OutputWriter::write_image(const std::string& path, const Image& img, const GenerationRecord& rec,
+                                const std::vector<std::pair<std::string, std::string>>& parameters) const {
+  Image out;
+  write_file_atomic(path, encode_image(img, rec, parameters, &out).bytes);
   return out;
 }
 
+Artifact OutputWriter::encode_midi(const Song& song, const GenerationRecord& rec) const {
+  const std::string midi = imagine::encode_midi(song);
+  Artifact a;
+  a.manifest = manifest(rec, sha256_hex(midi), kMidiContentHashing);
+  a.bytes = a.manifest.is_null() ? midi : midi_with_manifest(midi, a.manifest.dump());
+  a.mime = "audio/midi";
+  return a;
+}
+
 void OutputWriter::write_midi(const std::string& path, const Song& song, const GenerationRecord& rec) const {
-  const std::string midi = encode_midi(song);
-  const nlohmann::json m = manifest(rec, sha256_hex(midi), kMidiContentHashing);
-  write_file_atomic(path, m.is_null() ? midi : midi_with_manifest(midi, m.dump()));
+  write_file_atomic(path, encode_midi(song, rec).bytes);
+}
+
+Artifact OutputWriter::encode_wav(const Song& song, const GenerationRecord& rec, const std::string& soundfont,
+                                  RenderResult* render) const {
+  RenderResult r;
+  const std::string wav = render_wav_bytes(song, &r, soundfont);
+  Artifact a;
+  a.manifest = manifest(rec, wav_content_sha256(wav), kWavContentHashing);
+  a.bytes = a.manifest.is_null() ? wav : wav_with_manifest(wav, a.manifest.dump());
+  a.mime = "audio/wav";
+  if (render) *render = r;
+  return a;
 }
 
 RenderResult OutputWriter::write_wav(const std::string& path, const Song& song, const GenerationRecord& rec,
                                      const std::string& soundfont) const {
   RenderResult r;
-  const std::string wav = render_wav_bytes(song, &r, soundfont);
-  const nlohmann::json m = manifest(rec, wav_content_sha256(wav), kWavContentHashing);
-  write_file_atomic(path, m.is_null() ? wav : wav_with_manifest(wav, m.dump()));
+  write_file_atomic(path, encode_wav(song, rec, soundfont, &r).bytes);
   return r;
 }
 

@@ -39,6 +39,20 @@ struct OutputPolicy {
   std::string sign_key;       // "" = $XDG_CONFIG_HOME/imagine/signing.key when it exists, else unsigned
   TokenWatermarkParams tokens;
   ImageWatermarkParams images;
+  // The manifests' "created" time (ISO 8601 UTC); "" = the time of writing. Set from
+  // SOURCE_DATE_EPOCH (source_date_epoch()), the same request gives the same bytes.
+  std::string created;
+};
+
+// $SOURCE_DATE_EPOCH as an ISO 8601 UTC time, "" when unset; Error when it is not a number.
+// Read once by a front end at start-up, never on a request path.
+std::string source_date_epoch();
+
+// A generated artifact as bytes, as it is written to a file or sent in a response.
+struct Artifact {
+  std::string bytes;        // the file: PNG, MIDI, WAV or the text itself
+  nlohmann::json manifest;  // the provenance manifest (embedded, or a text's sidecar); null at none
+  std::string mime;         // image/png, audio/midi, audio/wav, text/plain; charset=utf-8
 };
 
 // The model an artifact came from, as the manifest records it.
@@ -78,6 +92,15 @@ class OutputWriter {
   // null at --provenance none.
   nlohmann::json manifest(const GenerationRecord& rec, const std::string& content_sha256,
                           const std::string& content_hashing) const;
+
+  // The artifacts, in memory (what the write_ functions write; the server sends them).
+  Artifact encode_text(const std::string& text, const GenerationRecord& rec) const;
+  Artifact encode_image(const Image& img, const GenerationRecord& rec,
+                        const std::vector<std::pair<std::string, std::string>>& parameters = {},
+                        Image* marked = nullptr) const;
+  Artifact encode_midi(const Song& song, const GenerationRecord& rec) const;
+  Artifact encode_wav(const Song& song, const GenerationRecord& rec, const std::string& soundfont = "",
+                      RenderResult* render = nullptr) const;
 
   // Text: `text` is written to `path` and the manifest to path + ".provenance.json".
   void write_text(const std::string& path, const std::string& text, const GenerationRecord& rec) const;

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../support/run_cli.h"
+#include "../support/shared_models.h"
 #include "../support/temp_dir.h"
 #include "core/files.h"
 #include "image/image.h"
@@ -68,24 +69,9 @@ class AuditCli : public ::testing::Test {
     trained_ = !models_.empty();
   }
 
-  // ctest runs every test in a process of its own: the models (about a minute of training)
-  // are made once, under a lock, in the build folder, keyed by the binary they came from.
+  // Bump the version when the training runs below change.
   static std::string shared_models(std::string* log) {
-    struct stat st {};
-    if (::stat(IMAGINE_BINARY, &st) != 0) return "";
-    const std::string root = fs::path(IMAGINE_BINARY).parent_path().string() + "/test-cache";
-    fs::create_directories(root);
-    // Bump kSetup when the training runs below change.
-    constexpr int kSetup = 2;
-    const std::string key =
-        std::to_string(st.st_mtime) + "-" + std::to_string(st.st_size) + "-v" + std::to_string(kSetup);
-    const std::string dir = root + "/audit-" + key;
-    const int lock = ::open((root + "/audit.lock").c_str(), O_CREAT | O_RDWR, 0644);
-    if (lock < 0 || ::flock(lock, LOCK_EX) != 0) return "";
-    bool ready = fs::exists(dir + "/done");
-    if (!ready) {
-      for (auto& e : fs::directory_iterator(root))  // models of older binaries
-        if (e.path().filename().string().rfind("audit-", 0) == 0) fs::remove_all(e.path());
+    return imagine::testing::shared_models("audit", 2, [log](const std::string& dir) {
       fs::create_directories(dir + "/corpus");
       // 20 copies of the canary spread through 20 kB of Shakespeare.
       const std::string plays = imagine::read_file(kShakespeare).substr(0, 20000);
@@ -111,12 +97,8 @@ class AuditCli : public ::testing::Test {
            "--feature-cache", dir + "/cache", "--quiet", "--data-license", "CC-BY-4.0"},
           {"train", "music", "--data", kChorales, "--out", dir + "/music", "--preset", "tiny", "--quiet",
            "--threads", "1"}};
-      ready = run_all(trains, 600, log);
-      if (ready) write_bytes(dir + "/done", "");
-    }
-    ::flock(lock, LOCK_UN);
-    ::close(lock);
-    return ready ? dir : "";
+      return run_all(trains, 600, log);
+    });
   }
   static void TearDownTestSuite() { fs::remove_all(dir_); }
   void SetUp() override { ASSERT_TRUE(trained_) << log_; }

@@ -137,6 +137,59 @@ TEST_F(GptTest, KvCacheOneTokenAtATimeEqualsFullRecomputation) {
   }
 }
 
+// Batched decoding (the server's slots): sequences of different lengths, each with its own
+// cache, step together; every row equals that sequence decoded alone, and one row is
+// bit-identical to the single-sequence path.
+TEST_F(GptTest, ForwardRowsDecodesSequencesOfDifferentLengthsTogether) {
+  auto c = tiny_config();
+  auto m = make_model(c, 8);
+  torch::NoGradGuard ng;
+  torch::manual_seed(3);
+  const std::vector<int64_t> lengths = {1, 5, 11};
+  std::vector<imagine::KVCache> batched, alone;
+  std::vector<std::vector<int64_t>> seqs;
+  for (int64_t len : lengths) {
+    auto idx = random_tokens(1, len, c.vocab_size);
+    seqs.push_back(std::vector<int64_t>(idx.data_ptr<int64_t>(), idx.data_ptr<int64_t>() + len));
+    batched.push_back(m->new_cache());
+    alone.push_back(m->new_cache());
+    m->forward(idx, &batched.back());
+    m->forward(idx, &alone.back());
+  }
+  for (int step = 0; step < 4; step++) {
+    std::vector<int64_t> next;
+    std::vector<imagine::KVCache*> caches;
+    for (size_t b = 0; b < seqs.size(); b++) {
+      next.push_back((step * 7 + static_cast<int64_t>(b) * 3) % c.vocab_size);
+      caches.push_back(&batched[b]);
+    }
+    auto rows = m->forward_rows(next, caches);
+    ASSERT_EQ(rows.sizes(), (std::vector<int64_t>{3, c.vocab_size}));
+    for (size_t b = 0; b < seqs.size(); b++) {
+      auto one = m->forward(torch::full({1, 1}, next[b], torch::kLong), &alone[b]).index({0, -1});
+      EXPECT_TRUE(torch::allclose(rows[static_cast<int64_t>(b)], one, 1e-5, 1e-5))
+          << "row " << b << " step " << step << " differs by " << (rows[static_cast<int64_t>(b)] - one).abs().max().item<double>();
+      EXPECT_EQ(batched[b][0].length(), alone[b][0].length());
+      seqs[b].push_back(next[b]);
+    }
+    // Every row also equals full recomputation of its sequence.
+    auto full = m->forward(torch::tensor(seqs[2], torch::kLong).unsqueeze(0)).index({0, -1});
+    EXPECT_TRUE(torch::allclose(rows[2], full, 1e-5, 1e-5));
+  }
+  auto single = m->new_cache(), reference = m->new_cache();
+  m->forward(torch::tensor(seqs[0], torch::kLong).unsqueeze(0), &single);
+  m->forward(torch::tensor(seqs[0], torch::kLong).unsqueeze(0), &reference);
+  auto a = m->forward_rows({4}, {&single});
+  auto b = m->forward(torch::full({1, 1}, 4, torch::kLong), &reference).index({0, -1});
+  EXPECT_TRUE(torch::equal(a[0], b)) << "one row is the single-sequence path itself";
+  // A full cache is refused rather than read past the position table.
+  auto fullc = m->new_cache();
+  m->forward(random_tokens(1, c.block_size, c.vocab_size), &fullc);
+  auto other = m->new_cache();
+  m->forward(random_tokens(1, 2, c.vocab_size), &other);
+  EXPECT_THROW(m->forward_rows({1, 2}, {&fullc, &other}), imagine::Error);
+}
+
 TEST_F(GptTest, KvCachePromptThenChunksEqualsFullRecomputation) {
   auto c = tiny_config(false);
   auto m = make_model(c, 6);

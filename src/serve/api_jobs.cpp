@@ -1,0 +1,146 @@
+// Training jobs over the API: POST /api/jobs starts `imagine train` on a data folder inside
+// --data-root, writing a new model into the models folder; GET /api/jobs[/ID] reports,
+// GET /api/jobs/ID/events streams progress (SSE), DELETE /api/jobs/ID cancels.
+#include <filesystem>
+
+#include "core/error.h"
+#include "serve/routes.h"
+
+namespace fs = std::filesystem;
+
+namespace imagine::serve {
+
+// A data path relative to the root, resolved without leaving it (no "..", no absolute path,
+// no symlink out).
+static std::string data_path(const std::string& root, const std::string& rel) {
+  if (root.empty())
+    throw ApiError(400, "this server runs no training jobs", "start it with --data-root DIR to allow them");
+  if (rel.empty() || rel[0] == '/' || fs::path(rel).is_absolute())
+    throw ApiError(400, "'data' must be a path inside the server's data root", "e.g. \"data\": \"poems\"");
+  for (const auto& part : fs::path(rel))
+    if (part == "..")
+      throw ApiError(400, "'data' must not contain '..'", "name a folder inside the data root");
+  std::error_code ec;
+  const fs::path base = fs::canonical(root, ec);
+  const fs::path p = fs::canonical(fs::path(root) / rel, ec);
+  const std::string b = base.string() + "/";
+  if (ec || p.string().compare(0, b.size(), b) != 0)
+    throw ApiError(404, "no data '" + rel + "' in the server's data root",
+                   "GET /api/jobs lists what ran; check the name");
+  return p.string();
+}
+
+static std::string plain_option(const Params& p, const std::string& key, size_t max) {
+  const std::string v = p.text(key, "", max);
+  for (char c : v)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'))
+      throw ApiError(400, "'" + key + "' holds a character other than letters, digits, '-', '_' and '.'");
+  return v;
+}
+
+static void start_job(const Context& ctx, const httplib::Request& req, httplib::Response& res) {
+  const Params p = Params::parse(req.body);
+  JobSpec spec;
+  spec.family = p.required_text("family", 16);
+  if (spec.family != "text" && spec.family != "image" && spec.family != "music")
+    throw ApiError(400, "unknown family '" + spec.family + "'", "family is text, image or music");
+  spec.data_name = p.required_text("data", 1024);
+  spec.data = data_path(ctx.cfg.data_root, spec.data_name);
+  spec.name = plain_option(p, "name", 128);
+  if (spec.name.empty() || spec.name[0] == '.' || spec.name[0] == '-')
+    throw ApiError(400, "'name' must be a plain name for the new model", "e.g. \"name\": \"poems-1\"");
+  spec.out = ctx.registry.root() + "/" + spec.name;
+  if (fs::exists(spec.out))
+    throw ApiError(409, "a model or folder '" + spec.name + "' exists already", "pick another name");
+  auto add = [&](const std::string& flag, const std::string& value) {
+    if (!value.empty()) spec.options.insert(spec.options.end(), {"--" + flag, value});
+  };
+  add("preset", plain_option(p, "preset", 64));
+  if (p.has("steps")) add("steps", std::to_string(p.integer("steps", 0, 1, 10000000)));
+  if (p.has("seed")) add("seed", std::to_string(*p.seed("seed")));
+  if (spec.family == "image") {
+    const std::string model = p.text("model", "vae", 8);
+    if (model != "vae" && model != "gan") throw ApiError(400, "'model' is vae or gan");
+    add("model", model);
+    if (p.has("epochs")) add("epochs", std::to_string(p.integer("epochs", 0, 1, 10000)));
+  }
+  if (spec.family == "text" && p.has("tokenizer")) {
+    const std::string t = p.text("tokenizer", "", 8);
+    if (t != "byte" && t != "bpe") throw ApiError(400, "'tokenizer' is byte or bpe");
+    add("tokenizer", t);
+  }
+  const std::string id = ctx.jobs.start(spec);
+  if (id.empty()) throw ApiError(503, "a training job is running already", "wait for it, or cancel it");
+  res.status = 202;
+  res.set_content(dump(ctx.jobs.describe(id)), "application/json");
+}
+
+static nlohmann::json job_or_404(const Context& ctx, const std::string& id) {
+  nlohmann::json j = ctx.jobs.describe(id);
+  if (j.is_null()) throw ApiError(404, "no job '" + id + "'", "GET /api/jobs lists the jobs");
+  return j;
+}
+
+static void list_jobs(const Context& ctx, const httplib::Request&, httplib::Response& res) {
+  nlohmann::json jobs = nlohmann::json::array();
+  for (const std::string& id : ctx.jobs.ids()) jobs.push_back(ctx.jobs.describe(id));
+  res.set_content(dump({{"jobs", jobs}}), "application/json");
+}
+
+static void show_job(const Context& ctx, const httplib::Request& req, httplib::Response& res) {
+  res.set_content(dump(job_or_404(ctx, req.matches[1].str())), "application/json");
+}
+
+static void cancel_job(const Context& ctx, const httplib::Request& req, httplib::Response& res) {
+  const std::string id = req.matches[1].str();
+  if (!ctx.jobs.cancel(id)) throw ApiError(404, "no job '" + id + "'", "GET /api/jobs lists the jobs");
+  res.set_content(dump(ctx.jobs.describe(id)), "application/json");
+}
+
+// SSE: `progress` for every logged step (step, total, loss, ETA), `eval` for evaluations,
+// and `end` with the job's final state.
+static void job_events(const Context& ctx, const httplib::Request& req, httplib::Response& res) {
+  const std::string id = req.matches[1].str();
+  job_or_404(ctx, id);
+  JobManager* jobs = &ctx.jobs;
+  res.set_header("Cache-Control", "no-cache");
+  res.set_chunked_content_provider("text/event-stream", [jobs, id, offset = size_t{0}](
+                                                            size_t, httplib::DataSink& sink) mutable {
+    for (;;) {
+      const bool done = jobs->finished(id);  // read before the metrics: nothing logged after it is missed
+      const nlohmann::json state = jobs->describe(id);
+      for (nlohmann::json& m : jobs->metrics_since(id, &offset)) {
+        const bool eval = m.value("event", "") == "eval";
+        if (!eval) {
+          m["total_steps"] = state["total_steps"];
+          const int64_t step = m.value("step", int64_t{0});
+          const double el = m.value("elapsed_s", 0.0);
+          if (state["total_steps"].is_number() && step > 0)
+            m["eta_seconds"] = el / static_cast<double>(step) * (state["total_steps"].get<double>() - step);
+        }
+        if (!sse(sink, eval ? "eval" : "progress", dump(m))) return false;
+      }
+      if (done) {
+        sse(sink, "end", dump(state));
+        sink.done();
+        return true;
+      }
+      if (!sink.is_writable()) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    }
+  });
+}
+
+std::vector<Route> job_routes(Context ctx) {
+  auto bind = [&ctx](RouteFn f) { return bound(ctx, f); };
+  return {
+      {"POST", "/api/jobs", bind(start_job)},
+      {"GET", "/api/jobs", bind(list_jobs)},
+      {"GET", R"(/api/jobs/([A-Za-z0-9-]+))", bind(show_job)},
+      {"GET", R"(/api/jobs/([A-Za-z0-9-]+)/events)", bind(job_events)},
+      {"DELETE", R"(/api/jobs/([A-Za-z0-9-]+))", bind(cancel_job)},
+      {"POST", R"(/api/jobs/([A-Za-z0-9-]+)/cancel)", bind(cancel_job)},
+  };
+}
+
+}  // namespace imagine::serve

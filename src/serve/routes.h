@@ -1,0 +1,72 @@
+// Inside the server: what route handlers share, the route tables of the native API and
+// the OpenAI one, and the text plumbing both use (submit to the batcher, wait, stream SSE).
+#pragma once
+#include <httplib.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "serve/http.h"
+#include "serve/jobs.h"
+#include "serve/metrics.h"
+#include "serve/registry.h"
+#include "serve/server.h"
+#include "serve/worker_pool.h"
+
+namespace imagine::serve {
+
+using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
+
+struct Context {
+  const ServeConfig& cfg;
+  ModelRegistry& registry;
+  Metrics& metrics;
+  const OutputWriter& writer;
+  WorkerPool& pool;
+  JobManager& jobs;
+  Clock::time_point deadline() const {
+    return Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(cfg.timeout * 1000));
+  }
+};
+
+struct Route {
+  std::string method, pattern;
+  Handler handler;
+};
+// A route function with the context bound.
+using RouteFn = void (*)(const Context&, const httplib::Request&, httplib::Response&);
+inline Handler bound(const Context& ctx, RouteFn f) {
+  return [ctx, f](const httplib::Request& q, httplib::Response& r) { f(ctx, q, r); };
+}
+
+std::vector<Route> api_routes(Context ctx);  // /api/... (api.cpp) and /v1/... (openai.cpp)
+std::vector<Route> openai_routes(Context ctx);
+std::vector<Route> media_routes(Context ctx);  // images and music (api_media.cpp)
+std::vector<Route> job_routes(Context ctx);    // training jobs (api_jobs.cpp)
+
+// ---- text, shared by /api/generate/text and /v1/*completions ----
+struct TextJob {
+  std::shared_ptr<ServedModel> model;
+  TextRequest req;  // req.seed is ignored: sample i uses seed + i
+  uint64_t seed = 0;
+  int64_t count = 1;
+};
+// Queues the job's samples on the model's batcher with the watermark's bias (503 when full).
+std::shared_ptr<TextMailbox> submit_text(const Context& ctx, TextJob& job, bool stream);
+// Waits for every sample; ApiError when one failed. Results by sample index.
+std::vector<TextResult> wait_text(const Context& ctx, TextMailbox& box, int64_t count);
+// Streams Server-Sent Events: `piece` writes a streamed piece, `end` the closing events once
+// every sample is done (results by index). A client that goes away cancels the samples.
+void stream_text(const Context& ctx, httplib::Response& res, std::shared_ptr<TextMailbox> box, int64_t count,
+                 std::function<bool(httplib::DataSink&, const TextEvent&)> piece,
+                 std::function<void(httplib::DataSink&, const std::vector<TextResult>&)> end,
+                 std::function<void(httplib::DataSink&, const TextEvent&)> fail);
+// Chat messages joined into one prompt for a base model (openai.cpp; docs/api.md).
+std::string chat_prompt(const nlohmann::json& messages);
+
+// One SSE event ("" event = data only); false when the client is gone.
+bool sse(httplib::DataSink& sink, const std::string& event, const std::string& data);
+
+}  // namespace imagine::serve

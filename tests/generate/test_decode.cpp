@@ -1,0 +1,100 @@
+// The decoding loop's slots: several sequences decoded together in rounds give what each
+// gives alone, including past a full context (the window slides); and streamed text is
+// held back inside a UTF-8 character.
+#include <gtest/gtest.h>
+
+#include "core/utf8.h"
+#include "generate/token_generate.h"
+
+namespace {
+
+imagine::GPT tiny_gpt() {
+  imagine::GPTConfig c;
+  c.vocab_size = 29;
+  c.block_size = 12;
+  c.n_layer = 2;
+  c.n_head = 2;
+  c.n_embd = 24;
+  c.dropout = 0.0;
+  torch::manual_seed(4);
+  imagine::GPT m(c);
+  m->eval();
+  return m;
+}
+
+}  // namespace
+
+TEST(Decode, SlotsDecodedTogetherMatchEachDecodedAlone) {
+  torch::set_num_threads(1);
+  auto gpt = tiny_gpt();
+  const std::vector<std::vector<int64_t>> prompts = {{1}, {2, 3, 4, 5}, {6, 7, 8, 9, 10, 11, 12}};
+  for (double temperature : {0.0, 0.9}) {
+    imagine::TokenSampling opt;
+    opt.max_tokens = 30;  // beyond the 12-token context: the window slides
+    opt.sampling.temperature = temperature;
+    std::vector<std::vector<int64_t>> alone;
+    for (size_t i = 0; i < prompts.size(); i++) {
+      imagine::Rng rng(50 + i);
+      alone.push_back(imagine::sample_continuation(gpt, torch::kCPU, prompts[i], opt, rng, nullptr));
+      EXPECT_EQ(alone.back().size(), 30u);
+    }
+    std::vector<std::unique_ptr<imagine::DecodeSlot>> slots;
+    std::vector<imagine::DecodeSlot*> ptrs;
+    for (size_t i = 0; i < prompts.size(); i++) {
+      imagine::TokenSampling o = opt;
+      o.max_tokens = 30 - static_cast<int64_t>(i) * 7;  // they finish at different rounds
+      slots.push_back(std::make_unique<imagine::DecodeSlot>(prompts[i], o, imagine::Rng(50 + i), nullptr));
+      imagine::prefill(gpt, torch::kCPU, *slots.back());
+      ptrs.push_back(slots.back().get());
+    }
+    int rounds = 0;
+    while (std::any_of(ptrs.begin(), ptrs.end(), [](auto* s) { return !s->done; })) {
+      imagine::decode_round(gpt, torch::kCPU, ptrs);
+      rounds++;
+    }
+    EXPECT_EQ(rounds, 30);
+    for (size_t i = 0; i < prompts.size(); i++) {
+      const std::vector<int64_t> want(alone[i].begin(), alone[i].begin() + (30 - static_cast<long>(i) * 7));
+      EXPECT_EQ(slots[i]->out, want) << "slot " << i << " at temperature " << temperature;
+    }
+  }
+}
+
+TEST(Decode, OnTokenFalseStopsOnlyItsSlot) {
+  auto gpt = tiny_gpt();
+  imagine::TokenSampling opt;
+  opt.max_tokens = 10;
+  int seen = 0;
+  imagine::DecodeSlot a({1, 2}, opt, imagine::Rng(1), [&](int64_t) { return ++seen < 3; });
+  imagine::DecodeSlot b({3}, opt, imagine::Rng(2), nullptr);
+  imagine::prefill(gpt, torch::kCPU, a);
+  imagine::prefill(gpt, torch::kCPU, b);
+  while (!a.done || !b.done) imagine::decode_round(gpt, torch::kCPU, {&a, &b});
+  EXPECT_EQ(a.out.size(), 3u);
+  EXPECT_EQ(b.out.size(), 10u);
+  opt.max_tokens = 0;
+  imagine::DecodeSlot none({1}, opt, imagine::Rng(3), nullptr);
+  imagine::prefill(gpt, torch::kCPU, none);
+  EXPECT_TRUE(none.done);
+}
+
+TEST(Utf8, UnfinishedTailHoldsOnlyIncompleteCharacters) {
+  using imagine::utf8_unfinished_tail;
+  EXPECT_EQ(utf8_unfinished_tail(""), 0u);
+  EXPECT_EQ(utf8_unfinished_tail("abc"), 0u);
+  EXPECT_EQ(utf8_unfinished_tail("caf\xc3"), 1u);        // é's first byte
+  EXPECT_EQ(utf8_unfinished_tail("caf\xc3\xa9"), 0u);    // é complete
+  EXPECT_EQ(utf8_unfinished_tail("\xe2\x82"), 2u);       // € missing its last byte
+  EXPECT_EQ(utf8_unfinished_tail("\xe2\x82\xac"), 0u);   // € complete
+  EXPECT_EQ(utf8_unfinished_tail("x\xf0\x9f\x98"), 3u);  // an emoji missing one byte
+  EXPECT_EQ(utf8_unfinished_tail("x\xf0\x9f\x98\x80"), 0u);
+  EXPECT_EQ(utf8_unfinished_tail("\x80\x80\x80\x80"), 0u);  // stray continuation bytes: nothing to wait for
+  EXPECT_EQ(utf8_unfinished_tail("a\xff"), 0u);             // never valid: passed on
+  // Holding the tail back and releasing the rest never splits a character: every prefix
+  // cut this way ends on a boundary of the valid text.
+  const std::string text = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80z";
+  for (size_t n = 0; n <= text.size(); n++) {
+    const std::string_view head(text.data(), n);
+    EXPECT_TRUE(imagine::is_valid_utf8(head.substr(0, n - utf8_unfinished_tail(head)))) << n;
+  }
+}
