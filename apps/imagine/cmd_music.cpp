@@ -75,7 +75,6 @@ Song notes_from(const Song& song, double t) {
   return out;
 }
 
-void hook_watermark(const OutputWriter& w, MusicRequest& req) { req.logit_hook = watermark_hook(w); }
 
 std::string describe(const MusicResult& r) {
   return str(r.song.notes.size(), " notes, ", static_cast<int>(r.song.duration() * 10) / 10.0, " s, ", r.tokens,
@@ -105,7 +104,7 @@ int generate_music_cmd(const Options& o) {
   MusicModel m = load(o);
   const uint64_t seed = resolve_seed(o.i("seed"));
   MusicRequest req = request(o, m, seed);
-  hook_watermark(writer, req);
+  req.logit_hook = watermark_hook(writer);
   const CopyCheck check = copy_check(o, o.s("model"));
   CheckRecord checked;
   MusicResult r = make_checked<MusicResult>(
@@ -148,7 +147,7 @@ int continue_music_cmd(const Options& o) {
   const uint64_t seed = resolve_seed(o.i("seed"));
   make_dirs(o.s("out"));
   MusicRequest req = request(o, m, seed);
-  hook_watermark(writer, req);
+  req.logit_hook = watermark_hook(writer);
   if (req.seconds > 0) req.seconds += primer_end;  // --seconds counts the new part
   const ModelRecord model = model_record(o.s("model"), o.s("checkpoint"));  // hashes the weights: once
   const CopyCheck check = copy_check(o, o.s("model"));

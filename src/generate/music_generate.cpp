@@ -62,7 +62,8 @@ MusicResult generate_music(MusicModel& m, const Song& primer, const MusicRequest
   EventGrammar grammar(m.vocab);
   for (int t : primer_tokens) grammar.push(t);
   if (req.max_note_seconds > 0)
-    grammar.set_note_cap(std::max<int64_t>(1, static_cast<int64_t>(req.max_note_seconds / m.vocab.step_seconds + 1e-9)));
+    grammar.set_note_cap(
+        std::max<int64_t>(1, static_cast<int64_t>(req.max_note_seconds / m.vocab.step_seconds + 1e-9)));
   // A piece or continuation without a single new note is no answer: EOS waits for one.
   const int64_t primer_onsets = grammar.onsets();
   opt.logit_hook = [&](std::vector<float>& logits, const std::vector<int64_t>& tokens) {

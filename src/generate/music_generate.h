@@ -10,23 +10,23 @@
 namespace imagine {
 
 struct MusicRequest {
-  double seconds = 30;          // stop once the piece is this long (0 = no limit)
-  int64_t max_tokens = 4096;    // and at most this many new events
+  double seconds = 30;        // stop once the piece is this long (0 = no limit)
+  int64_t max_tokens = 4096;  // and at most this many new events
   SamplingParams sampling;
   uint64_t seed = 0;
   // Generated notes last at most this long (0 = off): sampling must close a note when it
   // reaches the cap. A small model sometimes opens notes it never closes; the decoder would
   // sustain them to the end of the piece. Default (from the CLI): default_note_cap(model).
   double max_note_seconds = 0;
-  LogitHook logit_hook;         // e.g. the watermark's bias (see TokenSampling)
+  LogitHook logit_hook;  // e.g. the watermark's bias (see TokenSampling)
 };
 
 struct MusicResult {
-  Song song;                    // primer + continuation
-  int64_t tokens = 0;           // new events sampled
+  Song song;           // primer + continuation
+  int64_t tokens = 0;  // new events sampled
   int64_t primer_tokens = 0;
-  std::string stop_reason;      // "end" (the model ended the piece), "seconds" or "max_tokens"
-  double seconds = 0;           // wall time
+  std::string stop_reason;  // "end" (the model ended the piece), "seconds" or "max_tokens"
+  double seconds = 0;       // wall time
 };
 
 // `primer` may be empty (a new piece). The primer is quantised to the model's grid.

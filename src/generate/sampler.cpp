@@ -10,9 +10,12 @@
 namespace imagine {
 
 nlohmann::json SamplingParams::to_json() const {
-  return {{"temperature", temperature}, {"top_k", top_k},
-          {"top_p", top_p},             {"min_p", min_p},
-          {"repeat_penalty", repeat_penalty}, {"repeat_last_n", repeat_last_n}};
+  return {{"temperature", temperature},
+          {"top_k", top_k},
+          {"top_p", top_p},
+          {"min_p", min_p},
+          {"repeat_penalty", repeat_penalty},
+          {"repeat_last_n", repeat_last_n}};
 }
 
 void apply_repeat_penalty(std::vector<float>& logits, const std::vector<int64_t>& recent, double penalty) {
@@ -25,7 +28,8 @@ void apply_repeat_penalty(std::vector<float>& logits, const std::vector<int64_t>
   }
 }
 
-std::vector<std::pair<int64_t, double>> candidate_set(const std::vector<float>& logits, const SamplingParams& p) {
+std::vector<std::pair<int64_t, double>> candidate_set(const std::vector<float>& logits,
+                                                      const SamplingParams& p) {
   const int64_t n = static_cast<int64_t>(logits.size());
   std::vector<int64_t> order(n);
   std::iota(order.begin(), order.end(), 0);
@@ -73,9 +77,11 @@ std::vector<std::pair<int64_t, double>> candidate_set(const std::vector<float>& 
   return out;
 }
 
-int64_t sample_token(std::vector<float> logits, const std::vector<int64_t>& recent, const SamplingParams& p, Rng& rng) {
+int64_t sample_token(std::vector<float> logits, const std::vector<int64_t>& recent, const SamplingParams& p,
+                     Rng& rng) {
   if (p.repeat_penalty != 1.0 && p.repeat_last_n != 0) {
-    const size_t n = p.repeat_last_n < 0 ? recent.size() : std::min(recent.size(), static_cast<size_t>(p.repeat_last_n));
+    const size_t n =
+        p.repeat_last_n < 0 ? recent.size() : std::min(recent.size(), static_cast<size_t>(p.repeat_last_n));
     std::vector<int64_t> window(recent.end() - n, recent.end());
     apply_repeat_penalty(logits, window, p.repeat_penalty);
   }

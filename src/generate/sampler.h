@@ -5,9 +5,8 @@
 #pragma once
 #include <cstdint>
 #include <deque>
-#include <vector>
-
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "core/runtime.h"
 
@@ -30,9 +29,11 @@ void apply_repeat_penalty(std::vector<float>& logits, const std::vector<int64_t>
 
 // The tokens that survive top-k, top-p and min-p (after the penalty), with their
 // probabilities at the given temperature, most likely first. Never empty.
-std::vector<std::pair<int64_t, double>> candidate_set(const std::vector<float>& logits, const SamplingParams& p);
+std::vector<std::pair<int64_t, double>> candidate_set(const std::vector<float>& logits,
+                                                      const SamplingParams& p);
 
 // Samples one token. `recent` holds the last tokens of the context (for the penalty).
-int64_t sample_token(std::vector<float> logits, const std::vector<int64_t>& recent, const SamplingParams& p, Rng& rng);
+int64_t sample_token(std::vector<float> logits, const std::vector<int64_t>& recent, const SamplingParams& p,
+                     Rng& rng);
 
 }  // namespace imagine

@@ -23,7 +23,8 @@ static size_t held_back(const std::string& text, const std::vector<std::string>&
   return hold;
 }
 
-TextStream::TextStream(TextModel& model, const TextRequest& req, std::function<void(const std::string&)> on_text)
+TextStream::TextStream(TextModel& model, const TextRequest& req,
+                       std::function<void(const std::string&)> on_text)
     : model_(model), req_(req), on_text_(std::move(on_text)), t0_(std::chrono::steady_clock::now()) {
   IMAGINE_CHECK(req.max_tokens >= 0, "pass --max-tokens 1 or more", "max_tokens must not be negative");
   for (auto& s : req.stop) IMAGINE_CHECK(!s.empty(), "remove the empty --stop", "a stop string is empty");
@@ -83,8 +84,7 @@ TextResult generate_text(TextModel& model, const TextRequest& req,
                          const std::function<void(const std::string&)>& on_text) {
   TextStream stream(model, req, on_text);
   DecodeSlot slot = stream.slot();
-  prefill(model.gpt, model.device, slot);
-  while (!slot.done) decode_round(model.gpt, model.device, {&slot});
+  decode(model.gpt, model.device, slot);
   return stream.finish(slot);
 }
 

@@ -14,22 +14,22 @@
 namespace imagine {
 
 struct TextRequest {
-  std::string prompt;               // may be empty: generation then starts from model.start_text
-  int64_t max_tokens = 256;         // new tokens at most
-  std::vector<std::string> stop;    // stop before the first occurrence of any of these
+  std::string prompt;             // may be empty: generation then starts from model.start_text
+  int64_t max_tokens = 256;       // new tokens at most
+  std::vector<std::string> stop;  // stop before the first occurrence of any of these
   SamplingParams sampling;
   uint64_t seed = 0;
-  bool kv_cache = true;             // false: recompute the whole window for every token
-  LogitHook logit_hook;             // e.g. the watermark's bias (see TokenSampling)
+  bool kv_cache = true;  // false: recompute the whole window for every token
+  LogitHook logit_hook;  // e.g. the watermark's bias (see TokenSampling)
 };
 
 struct TextResult {
-  std::string text;                 // generated text (prompt excluded, stop string excluded)
-  int64_t tokens = 0;               // new tokens sampled
-  int64_t prompt_tokens = 0;        // after cropping
+  std::string text;           // generated text (prompt excluded, stop string excluded)
+  int64_t tokens = 0;         // new tokens sampled
+  int64_t prompt_tokens = 0;  // after cropping
   bool prompt_cropped = false;
-  std::string stop_reason;          // "max_tokens" or "stop"
-  double seconds = 0;               // generation time, prompt processing included
+  std::string stop_reason;              // "max_tokens" or "stop"
+  double seconds = 0;                   // generation time, prompt processing included
   std::vector<int64_t> context_tokens;  // the (cropped) prompt's tokens
   std::vector<int64_t> new_tokens;      // sampled tokens (those of a stop string included)
 };
@@ -41,7 +41,8 @@ struct TextResult {
 // side (decode_round over their slots).
 class TextStream {
  public:
-  TextStream(TextModel& model, const TextRequest& req, std::function<void(const std::string&)> on_text = nullptr);
+  TextStream(TextModel& model, const TextRequest& req,
+             std::function<void(const std::string&)> on_text = nullptr);
   TextStream(const TextStream&) = delete;
   TextStream& operator=(const TextStream&) = delete;
 
@@ -57,8 +58,8 @@ class TextStream {
   const TextRequest& req_;
   std::function<void(const std::string&)> on_text_;
   TextResult res_;
-  std::string out_;      // generated text so far
-  size_t emitted_ = 0;   // bytes of out_ already passed to on_text
+  std::string out_;     // generated text so far
+  size_t emitted_ = 0;  // bytes of out_ already passed to on_text
   std::chrono::steady_clock::time_point t0_;
 };
 

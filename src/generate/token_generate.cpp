@@ -32,8 +32,10 @@ void prefill(GPT& gpt, torch::Device device, DecodeSlot& s) {
   torch::NoGradGuard no_grad;
   s.done = s.opt.max_tokens <= 0;
   if (s.done) return;
-  if (s.opt.kv_cache) encode_window(gpt, device, s, s.ctx);
-  else s.logits = next_token_logits(gpt, s.ctx, device);
+  if (s.opt.kv_cache)
+    encode_window(gpt, device, s, s.ctx);
+  else
+    s.logits = next_token_logits(gpt, s.ctx, device);
 }
 
 void decode_round(GPT& gpt, torch::Device device, const std::vector<DecodeSlot*>& slots) {
@@ -72,12 +74,16 @@ void decode_round(GPT& gpt, torch::Device device, const std::vector<DecodeSlot*>
   for (size_t b = 0; b < step.size(); b++) step[b]->logits = logits[static_cast<int64_t>(b)];
 }
 
+void decode(GPT& gpt, torch::Device device, DecodeSlot& slot) {
+  prefill(gpt, device, slot);
+  while (!slot.done) decode_round(gpt, device, {&slot});
+}
+
 std::vector<int64_t> sample_continuation(GPT& gpt, torch::Device device, std::vector<int64_t> ctx,
                                          const TokenSampling& opt, Rng& rng,
                                          const std::function<bool(int64_t)>& on_token) {
   DecodeSlot slot(std::move(ctx), opt, rng, on_token);
-  prefill(gpt, device, slot);
-  while (!slot.done) decode_round(gpt, device, {&slot});
+  decode(gpt, device, slot);
   rng = slot.rng;
   return slot.out;
 }

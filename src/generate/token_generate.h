@@ -19,7 +19,7 @@ using LogitHook = std::function<void(std::vector<float>& logits, const std::vect
 struct TokenSampling {
   int64_t max_tokens = 256;  // new tokens at most
   SamplingParams sampling;
-  bool kv_cache = true;      // false: recompute the whole window for every token
+  bool kv_cache = true;  // false: recompute the whole window for every token
   // Tokens never sampled (e.g. a begin-of-sequence marker in the middle of a piece).
   std::vector<int64_t> banned;
   // Applied to each step's raw logits before sampling, given every token so far (the
@@ -50,6 +50,9 @@ void prefill(GPT& gpt, torch::Device device, DecodeSlot& slot);
 // computes the next logits of the slots that go on, in one batched forward (a slot whose
 // context is full slides its window and re-encodes alone).
 void decode_round(GPT& gpt, torch::Device device, const std::vector<DecodeSlot*>& slots);
+
+// prefill, then rounds until the slot is done (one sequence alone).
+void decode(GPT& gpt, torch::Device device, DecodeSlot& slot);
 
 // Samples after `context` (cropped to the model's block by the caller). `on_token` sees each
 // new token and returns false to stop. Returns the new tokens. (One slot, prefill, rounds.)

@@ -19,6 +19,13 @@ namespace fs = std::filesystem;
 
 namespace imagine::serve {
 
+nlohmann::json file_json(const Artifact& a) {
+  return {{"base64", base64_encode(a.bytes)},
+          {"mime", a.mime},
+          {"bytes", a.bytes.size()},
+          {"manifest", a.manifest}};
+}
+
 // ---- text plumbing ----
 
 std::shared_ptr<TextMailbox> submit_text(const Context& ctx, TextJob& job, bool stream) {
@@ -213,8 +220,9 @@ static void generate_text_route(const Context& ctx, const httplib::Request& req,
 // A private folder for one upload, removed when it goes out of scope.
 struct Upload {
   std::string dir, path;
+  std::string bytes;  // the file
   Upload(const httplib::Request& req, size_t max_bytes) {
-    std::string bytes, name = "upload", sidecar;
+    std::string name = "upload", sidecar;
     if (req.is_multipart_form_data()) {
       if (!req.has_file("file"))
         throw ApiError(400, "no 'file' part in the upload",
@@ -274,25 +282,16 @@ static void audit_route(const Context& ctx, const httplib::Request& req, httplib
   if (!req.has_param("model"))
     throw ApiError(400, "missing ?model=NAME", "name the model whose training data to check");
   auto model = ctx.registry.get(req.get_param_value("model"));
-  Upload up(req, ctx.cfg.max_body);
-  const std::string bytes = read_file(up.path);
+  const Upload up(req, ctx.cfg.max_body);
   nlohmann::json answer;
-  const bool ran = ctx.pool.run(
-      [&] {
-        std::lock_guard<std::mutex> lock(model->mu);
-        if (!model->auditor) model->auditor = open_copy_auditor(model->dir, AuditOptions{}, nullptr);
-        Image img;
-        const AuditReport r = audit_file_bytes(*model->auditor, bytes, "the upload", &img);
-        answer = {{"kind", r.kind}, {"flagged", r.flagged}, {"summary", r.summary}, {"detail", r.detail}};
-        if (img.width > 0) {
-          const Artifact pic = audit_picture(*model->auditor, ctx.writer, model->record, img, r);
-          answer["picture"] = {
-              {"base64", base64_encode(pic.bytes)}, {"mime", pic.mime}, {"manifest", pic.manifest}};
-        }
-      },
-      ctx.deadline());
-  if (!ran)
-    throw ApiError(503, "the server is busy: every worker and queue place is taken", "retry after a moment");
+  on_worker(ctx, *model, [&] {
+    if (!model->auditor) model->auditor = open_copy_auditor(model->dir, AuditOptions{}, nullptr);
+    Image img;
+    const AuditReport r = audit_file_bytes(*model->auditor, up.bytes, "the upload", &img);
+    answer = {{"kind", r.kind}, {"flagged", r.flagged}, {"summary", r.summary}, {"detail", r.detail}};
+    if (img.width > 0)
+      answer["picture"] = file_json(audit_picture(*model->auditor, ctx.writer, model->record, img, r));
+  });
   res.set_content(dump(answer), "application/json");
 }
 

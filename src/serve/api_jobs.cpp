@@ -104,31 +104,30 @@ static void job_events(const Context& ctx, const httplib::Request& req, httplib:
   job_or_404(ctx, id);
   JobManager* jobs = &ctx.jobs;
   res.set_header("Cache-Control", "no-cache");
-  res.set_chunked_content_provider("text/event-stream", [jobs, id, offset = size_t{0}](
-                                                            size_t, httplib::DataSink& sink) mutable {
-    for (;;) {
-      const bool done = jobs->finished(id);  // read before the metrics: nothing logged after it is missed
-      const nlohmann::json state = jobs->describe(id);
-      for (nlohmann::json& m : jobs->metrics_since(id, &offset)) {
-        const bool eval = m.value("event", "") == "eval";
-        if (!eval) {
-          m["total_steps"] = state["total_steps"];
-          const int64_t step = m.value("step", int64_t{0});
-          const double el = m.value("elapsed_s", 0.0);
-          if (state["total_steps"].is_number() && step > 0)
-            m["eta_seconds"] = el / static_cast<double>(step) * (state["total_steps"].get<double>() - step);
+  res.set_chunked_content_provider(
+      "text/event-stream", [jobs, id, offset = size_t{0}](size_t, httplib::DataSink& sink) mutable {
+        for (;;) {
+          const bool done = jobs->finished(id);  // read before the metrics: nothing logged after it is missed
+          const int64_t total = jobs->total_steps(id);
+          for (nlohmann::json& m : jobs->metrics_since(id, &offset)) {
+            const bool eval = m.value("event", "") == "eval";
+            if (!eval) {
+              m["total_steps"] = total > 0 ? nlohmann::json(total) : nlohmann::json(nullptr);
+              const nlohmann::json eta =
+                  JobManager::eta_seconds(m.value("step", int64_t{0}), total, m.value("elapsed_s", 0.0));
+              if (!eta.is_null()) m["eta_seconds"] = eta;
+            }
+            if (!sse(sink, eval ? "eval" : "progress", dump(m))) return false;
+          }
+          if (done) {
+            sse(sink, "end", dump(jobs->describe(id)));
+            sink.done();
+            return true;
+          }
+          if (!sink.is_writable()) return false;
+          std::this_thread::sleep_for(std::chrono::milliseconds(300));
         }
-        if (!sse(sink, eval ? "eval" : "progress", dump(m))) return false;
-      }
-      if (done) {
-        sse(sink, "end", dump(state));
-        sink.done();
-        return true;
-      }
-      if (!sink.is_writable()) return false;
-      std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    }
-  });
+      });
 }
 
 std::vector<Route> job_routes(Context ctx) {

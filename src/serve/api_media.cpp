@@ -15,26 +15,6 @@
 
 namespace imagine::serve {
 
-// Runs `f` on a worker holding the model (503 when the pool's queue is full).
-template <class F>
-static void on_worker(const Context& ctx, ServedModel& m, F f) {
-  const bool ran = ctx.pool.run(
-      [&] {
-        std::lock_guard<std::mutex> lock(m.mu);
-        f();
-      },
-      ctx.deadline());
-  if (!ran)
-    throw ApiError(503, "the server is busy: every worker and queue place is taken", "retry after a moment");
-}
-
-static nlohmann::json file_json(const Artifact& a) {
-  return {{"base64", base64_encode(a.bytes)},
-          {"mime", a.mime},
-          {"bytes", a.bytes.size()},
-          {"manifest", a.manifest}};
-}
-
 static void send(httplib::Response& res, const nlohmann::json& j) {
   res.set_content(dump(j), "application/json");
 }

@@ -55,20 +55,17 @@ std::string Params::required_text(const std::string& key, size_t max_bytes) cons
 int64_t Params::integer(const std::string& key, int64_t def, int64_t lo, int64_t hi) const {
   if (!has(key)) return def;
   const auto& v = j_[key];
-  double d;
+  const ApiError out_of_range(400, str("'", key, "' must be between ", lo, " and ", hi));
   if (v.is_number_integer()) {
-    if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(hi))
-      throw ApiError(400, str("'", key, "' must be between ", lo, " and ", hi));
-    d = static_cast<double>(v.get<int64_t>());
+    if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(hi)) throw out_of_range;
     const int64_t x = v.get<int64_t>();
-    if (x < lo || x > hi) throw ApiError(400, str("'", key, "' must be between ", lo, " and ", hi));
+    if (x < lo || x > hi) throw out_of_range;
     return x;
   }
   if (!v.is_number_float()) throw ApiError(400, "'" + key + "' must be an integer");
-  d = v.get<double>();
+  const double d = v.get<double>();
   if (!std::isfinite(d) || d != std::floor(d)) throw ApiError(400, "'" + key + "' must be an integer");
-  if (d < static_cast<double>(lo) || d > static_cast<double>(hi))
-    throw ApiError(400, str("'", key, "' must be between ", lo, " and ", hi));
+  if (d < static_cast<double>(lo) || d > static_cast<double>(hi)) throw out_of_range;
   return static_cast<int64_t>(d);
 }
 

@@ -35,6 +35,7 @@ struct JobManager::Job {
   std::string log;
   Clock::time_point started;
   double seconds = 0;  // when finished
+  int64_t total = 0;   // steps of the run, once the log has told
 };
 
 JobManager::JobManager(std::string binary, int max_running, int threads)
@@ -160,8 +161,13 @@ std::vector<nlohmann::json> JobManager::metrics_since(const std::string& id, siz
   return out;
 }
 
+static std::string read_log(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+
 // "train step 120/2000 ..." lines of the trainer's log give the run's length.
-static int64_t total_steps(const std::string& log) {
+static int64_t logged_total(const std::string& log) {
   int64_t total = 0;
   size_t p = 0;
   while ((p = log.find(" step ", p)) != std::string::npos) {
@@ -173,10 +179,23 @@ static int64_t total_steps(const std::string& log) {
   return total;
 }
 
+int64_t JobManager::total_steps(const std::string& id) {
+  auto j = find(id);
+  if (!j) return 0;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (j->total == 0) j->total = logged_total(read_log(j->log));
+  return j->total;
+}
+
+nlohmann::json JobManager::eta_seconds(int64_t step, int64_t total, double elapsed) {
+  if (total <= 0 || step <= 0 || elapsed <= 0) return nullptr;
+  return elapsed / static_cast<double>(step) * static_cast<double>(total - step);
+}
+
 nlohmann::json JobManager::describe(const std::string& id) {
   auto j = find(id);
   if (!j) return nullptr;
-  std::string status, log;
+  std::string status;
   int exit_code;
   double seconds;
   {
@@ -186,14 +205,11 @@ nlohmann::json JobManager::describe(const std::string& id) {
     seconds =
         status == "running" ? std::chrono::duration<double>(Clock::now() - j->started).count() : j->seconds;
   }
-  {
-    std::ifstream f(j->log, std::ios::binary);
-    log.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-  }
+  const std::string log = read_log(j->log);
   size_t offset = 0;
   nlohmann::json last_step, last_eval;
   for (auto& m : metrics_since(id, &offset)) (m.value("event", "") == "eval" ? last_eval : last_step) = m;
-  const int64_t total = total_steps(log);
+  const int64_t total = total_steps(id);
   nlohmann::json d = {{"id", id},
                       {"family", j->spec.family},
                       {"data", j->spec.data_name},
@@ -206,8 +222,8 @@ nlohmann::json JobManager::describe(const std::string& id) {
   if (status != "running") d["exit_code"] = exit_code;
   const int64_t step = last_step.is_object() ? last_step.value("step", int64_t{0}) : 0;
   const double elapsed = last_step.is_object() ? last_step.value("elapsed_s", 0.0) : 0.0;
-  if (status == "running" && total > 0 && step > 0 && elapsed > 0)
-    d["eta_seconds"] = elapsed / static_cast<double>(step) * static_cast<double>(total - step);
+  const nlohmann::json eta = eta_seconds(step, total, elapsed);
+  if (status == "running" && !eta.is_null()) d["eta_seconds"] = eta;
   // The log's last lines (the error and hint of a failed run).
   size_t start = log.size();
   for (int newlines = 0; start > 0 && newlines < 7; newlines++) {

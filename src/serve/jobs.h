@@ -41,6 +41,11 @@ class JobManager {
   // Metrics lines of the job from byte `offset` on (advanced); progress and eval events.
   std::vector<nlohmann::json> metrics_since(const std::string& id, size_t* offset);
   bool finished(const std::string& id);
+  // The run's length in steps, from the trainer's log; 0 until it has logged a step, kept
+  // once known.
+  int64_t total_steps(const std::string& id);
+  // Seconds left after `step` of `total` steps took `elapsed` seconds (null when unknown).
+  static nlohmann::json eta_seconds(int64_t step, int64_t total, double elapsed);
 
  private:
   struct Job;

@@ -46,6 +46,23 @@ std::vector<Route> openai_routes(Context ctx);
 std::vector<Route> media_routes(Context ctx);  // images and music (api_media.cpp)
 std::vector<Route> job_routes(Context ctx);    // training jobs (api_jobs.cpp)
 
+// Runs `f` on a worker of the pool holding the model's lock (503 when the queue is full):
+// how every image, music and audit request is worked on.
+template <class F>
+void on_worker(const Context& ctx, ServedModel& m, F f) {
+  const bool ran = ctx.pool.run(
+      [&] {
+        std::lock_guard<std::mutex> lock(m.mu);
+        f();
+      },
+      ctx.deadline());
+  if (!ran)
+    throw ApiError(503, "the server is busy: every worker and queue place is taken", "retry after a moment");
+}
+
+// A file in an answer: {"base64", "mime", "bytes", "manifest"}.
+nlohmann::json file_json(const Artifact& a);
+
 // ---- text, shared by /api/generate/text and /v1/*completions ----
 struct TextJob {
   std::shared_ptr<ServedModel> model;

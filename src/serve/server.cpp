@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <regex>
 
 #include "core/error.h"
 #include "core/files.h"
@@ -32,34 +33,13 @@ void check_bind_policy(const std::string& host, const std::string& api_key) {
       "refusing to serve on ", host, " without an API key: anyone who can reach it could use the models");
 }
 
-// The route a request counts under in /metrics: its pattern, so that paths with ids or model
-// names do not make a label each.
-static std::string route_of(const std::string& path) {
-  static const char* fixed[] = {"/health",
-                                "/metrics",
-                                "/api/models",
-                                "/api/generate/text",
-                                "/api/generate/image",
-                                "/api/generate/music",
-                                "/api/vary/image",
-                                "/api/blend/image",
-                                "/api/interpolate/image",
-                                "/api/reconstruct/image",
-                                "/api/continue/music",
-                                "/api/detect",
-                                "/api/verify",
-                                "/v1/models",
-                                "/v1/completions",
-                                "/v1/chat/completions"};
-  for (const char* f : fixed)
-    if (path == f) return f;
-  if (path.rfind("/api/models/", 0) == 0) return "/api/models/{name}";
-  if (path.rfind("/v1/models/", 0) == 0) return "/v1/models/{id}";
-  if (path == "/api/jobs") return "/api/jobs";
-  if (path.rfind("/api/jobs/", 0) == 0)
-    return path.size() > 7 && path.compare(path.size() - 7, 7, "/events") == 0 ? "/api/jobs/{id}/events"
-                                                                               : "/api/jobs/{id}";
-  return "other";
+// The route a request counts under in /metrics: the pattern of the route that answered it,
+// with its captures as {id} (so that ids and model names do not make a label each); "other"
+// for a request no route took. Set by the route's handler, read by the logger, one thread.
+static thread_local std::string t_route;
+
+static std::string route_label(const std::string& pattern) {
+  return std::regex_replace(pattern, std::regex(R"(\([^)]*\))"), "{id}");
 }
 
 struct Server::Impl {
@@ -110,6 +90,7 @@ Server::Server(ServeConfig cfg) {
 
   http.set_pre_routing_handler([&s](const httplib::Request& req, httplib::Response& res) {
     t_request_start = Clock::now();
+    t_route = "other";
     if (s.cfg.api_key.empty() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
     std::string given = req.get_header_value("Authorization");
     if (given.rfind("Bearer ", 0) == 0)
@@ -145,14 +126,15 @@ Server::Server(ServeConfig cfg) {
   });
   http.set_logger([&s](const httplib::Request& req, const httplib::Response& res) {
     const double secs = std::chrono::duration<double>(Clock::now() - t_request_start).count();
-    s.metrics.request(route_of(req.path), res.status, secs);
+    s.metrics.request(t_route, res.status, secs);
     if (!s.cfg.quiet)
       std::fprintf(stderr, "%s %s -> %d (%.3f s)\n", req.method.c_str(), req.path.c_str(), res.status, secs);
   });
 
   Context ctx{s.cfg, s.registry, s.metrics, s.writer, s.pool, s.jobs};
-  auto wrap = [](Handler h) {
-    return [h](const httplib::Request& req, httplib::Response& res) {
+  auto wrap = [](const std::string& pattern, Handler h) {
+    return [label = route_label(pattern), h](const httplib::Request& req, httplib::Response& res) {
+      t_route = label;
       try {
         h(req, res);
       } catch (const ApiError& e) {
@@ -168,37 +150,38 @@ Server::Server(ServeConfig cfg) {
   };
   for (const Route& r : api_routes(ctx)) {
     if (r.method == "GET")
-      http.Get(r.pattern, wrap(r.handler));
+      http.Get(r.pattern, wrap(r.pattern, r.handler));
     else if (r.method == "POST")
-      http.Post(r.pattern, wrap(r.handler));
+      http.Post(r.pattern, wrap(r.pattern, r.handler));
     else if (r.method == "DELETE")
-      http.Delete(r.pattern, wrap(r.handler));
+      http.Delete(r.pattern, wrap(r.pattern, r.handler));
   }
-  http.Get("/health", [&s](const httplib::Request&, httplib::Response& res) {
-    nlohmann::json j = {{"status", "ok"},
-                        {"models", s.registry.names().size()},
-                        {"workers_busy", s.pool.busy()},
-                        {"queued", s.pool.waiting()}};
-    res.set_content(dump(j), "application/json");
-  });
-  http.Get("/metrics", [&s](const httplib::Request&, httplib::Response& res) {
-    double text_active = 0, text_waiting = 0, max_batch = 0;
-    for (auto& m : s.registry.loaded())
-      if (m->batcher) {
-        text_active += m->batcher->active();
-        text_waiting += m->batcher->waiting();
-        max_batch = std::max(max_batch, static_cast<double>(m->batcher->max_batch_seen()));
-      }
-    const std::vector<std::tuple<std::string, std::string, double>> gauges = {
-        {"imagine_queue_depth", "Requests waiting for a worker or a text slot.",
-         text_waiting + s.pool.waiting()},
-        {"imagine_text_slots_active", "Text sequences being decoded.", text_active},
-        {"imagine_text_max_batch", "Most text sequences decoded in one round so far.", max_batch},
-        {"imagine_workers_busy", "Image and music requests being worked on.",
-         static_cast<double>(s.pool.busy())},
-        {"imagine_models_loaded", "Models in memory.", static_cast<double>(s.registry.loaded().size())}};
-    res.set_content(s.metrics.render(gauges), "text/plain; version=0.0.4");
-  });
+  http.Get("/health", wrap("/health", [&s](const httplib::Request&, httplib::Response& res) {
+             nlohmann::json j = {{"status", "ok"},
+                                 {"models", s.registry.names().size()},
+                                 {"workers_busy", s.pool.busy()},
+                                 {"queued", s.pool.waiting()}};
+             res.set_content(dump(j), "application/json");
+           }));
+  http.Get(
+      "/metrics", wrap("/metrics", [&s](const httplib::Request&, httplib::Response& res) {
+        double text_active = 0, text_waiting = 0, max_batch = 0;
+        for (auto& m : s.registry.loaded())
+          if (m->batcher) {
+            text_active += m->batcher->active();
+            text_waiting += m->batcher->waiting();
+            max_batch = std::max(max_batch, static_cast<double>(m->batcher->max_batch_seen()));
+          }
+        const std::vector<std::tuple<std::string, std::string, double>> gauges = {
+            {"imagine_queue_depth", "Requests waiting for a worker or a text slot.",
+             text_waiting + s.pool.waiting()},
+            {"imagine_text_slots_active", "Text sequences being decoded.", text_active},
+            {"imagine_text_max_batch", "Most text sequences decoded in one round so far.", max_batch},
+            {"imagine_workers_busy", "Image and music requests being worked on.",
+             static_cast<double>(s.pool.busy())},
+            {"imagine_models_loaded", "Models in memory.", static_cast<double>(s.registry.loaded().size())}};
+        res.set_content(s.metrics.render(gauges), "text/plain; version=0.0.4");
+      }));
 }
 
 Server::~Server() {

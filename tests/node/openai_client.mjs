@@ -19,24 +19,18 @@ if (two.choices.length !== 2) fail(`n=2 gave ${two.choices.length} choices`);
 if (!(two.usage.completion_tokens > 0)) fail("no completion tokens in usage");
 const completion = await client.completions.create({ model, prompt: "ROMEO:", max_tokens: 24, seed: 42 });
 
-const chat = await client.chat.completions.create({
+const chatRequest = {
   model,
   messages: [{ role: "system", content: "You are a poet." }, { role: "user", content: "Sing." }],
   max_tokens: 24,
   seed: 7,
   temperature: 0.8,
-});
+};
+const chat = await client.chat.completions.create(chatRequest);
 const said = chat.choices[0].message;
 if (said.role !== "assistant" || typeof said.content !== "string") fail(`chat message: ${JSON.stringify(said)}`);
 
-const stream = await client.chat.completions.create({
-  model,
-  messages: [{ role: "system", content: "You are a poet." }, { role: "user", content: "Sing." }],
-  max_tokens: 24,
-  seed: 7,
-  temperature: 0.8,
-  stream: true,
-});
+const stream = await client.chat.completions.create({ ...chatRequest, stream: true });
 let streamed = "";
 let chunks = 0;
 for await (const chunk of stream) {

@@ -90,6 +90,13 @@ std::string corpus_text() {
   return text;
 }
 
+// Runs a CLI verb that writes `file` and returns the file's bytes ("" after a failure).
+std::string cli_output(const std::vector<std::string>& args, const std::string& file) {
+  auto r = run_imagine(args);
+  EXPECT_TRUE(r.exited && r.code == 0) << describe(args, r);
+  return r.exited && r.code == 0 ? slurp(file) : "";
+}
+
 json body_json(const HttpResponse& r) {
   try {
     return json::parse(r.body);
@@ -202,15 +209,15 @@ TEST_F(Serve, TextMatchesTheCliByteForByte) {
       "generate", "text",      "--model", models_ + "/tiny", "--prompt", "ROMEO:", "--max-tokens",
       "48",       "--seed",    "7",       "--top-k",         "5",        "--out",  file,
       "--quiet",  "--threads", "1"};
-  auto c = run_imagine(cli);
-  ASSERT_TRUE(c.exited && c.code == 0) << describe(cli, c);
-  ASSERT_TRUE(imagine::is_valid_utf8(slurp(file))) << "the comparison needs UTF-8 text";
-  EXPECT_EQ(j["file"].get<std::string>(), slurp(file));
+  const std::string written = cli_output(cli, file);
+  ASSERT_FALSE(written.empty());
+  ASSERT_TRUE(imagine::is_valid_utf8(written)) << "the comparison needs UTF-8 text";
+  EXPECT_EQ(j["file"].get<std::string>(), written);
   std::string exact;
   ASSERT_TRUE(imagine::base64_decode(j["file_base64"], exact));
-  EXPECT_EQ(exact, slurp(file));
+  EXPECT_EQ(exact, written);
   EXPECT_EQ(j["manifest"].dump(2) + "\n", slurp(file + ".provenance.json"));
-  EXPECT_EQ(j["samples"][0]["text"].get<std::string>(), slurp(file).substr(6, slurp(file).size() - 7));
+  EXPECT_EQ(j["samples"][0]["text"].get<std::string>(), written.substr(6, written.size() - 7));
   EXPECT_EQ(j["manifest"]["watermark"]["applied"], true);
   EXPECT_EQ(j["manifest"]["created"], "2023-11-14T22:13:20Z") << "SOURCE_DATE_EPOCH fixes the time";
 }
@@ -579,9 +586,9 @@ TEST_F(Serve, ImagesMatchTheCliAndEveryImageVerbWorks) {
   const std::vector<std::string> cli = {"generate",  "image",  "--model", models_ + "/vae", "--count",
                                         "1",         "--seed", "21",      "--out",          file,
                                         "--threads", "1",      "--quiet"};
-  auto c = run_imagine(cli);
-  ASSERT_TRUE(c.exited && c.code == 0) << describe(cli, c);
-  EXPECT_EQ(png, slurp(file)) << "same seed and settings: the same PNG bytes from the CLI and the API";
+  const std::string written = cli_output(cli, file);
+  ASSERT_FALSE(written.empty());
+  EXPECT_EQ(png, written) << "same seed and settings: the same PNG bytes from the CLI and the API";
   auto grid = post("/api/generate/image", {{"model", "vae"}, {"count", 4}, {"seed", 1}, {"grid", true}});
   ASSERT_EQ(grid.status, 200);
   EXPECT_EQ(body_json(grid)["grid"]["manifest"]["generation"]["count"], 4);
@@ -638,9 +645,9 @@ TEST_F(Serve, MusicAsMidiWavAndPianoRoll) {
   const std::vector<std::string> cli = {"generate",  "music",  "--model", models_ + "/bach", "--seconds",
                                         "6",         "--seed", "3",       "--out",           file,
                                         "--threads", "1",      "--quiet"};
-  auto c = run_imagine(cli);
-  ASSERT_TRUE(c.exited && c.code == 0) << describe(cli, c);
-  EXPECT_EQ(midi, slurp(file)) << "the same MIDI bytes from the CLI and the API";
+  const std::string written = cli_output(cli, file);
+  ASSERT_FALSE(written.empty());
+  EXPECT_EQ(midi, written) << "the same MIDI bytes from the CLI and the API";
 
   auto cont = post("/api/continue/music", {{"model", "bach"},
                                            {"primer", b64(midi)},
