@@ -97,7 +97,7 @@ int generate(const Args& args) {
   req.logit_hook = watermark_hook(writer);
 
   // With --reject-copies a sample is printed only once it passed the audit (no streaming).
-  const CopyCheck check = copy_check(o, o.s("model"));
+  const CliCopyCheck check = copy_check(o, o.s("model"));
   const bool stream = !check.reject;
   std::vector<std::string> samples;
   nlohmann::json checks = nlohmann::json::array(), attribution = nlohmann::json::array(), seeds_used = nlohmann::json::array();

@@ -51,13 +51,14 @@ bool ends_with_png(const std::string& p) {
 struct Loaded {
   ImageModel model;
   uint64_t seed = 0;
-  std::string cls;  // --class
+  std::string cls;                       // --class
   std::unique_ptr<OutputWriter> writer;  // every PNG leaves through it
   ModelRecord record;
 };
 
 Loaded load(const Options& o) {
-  if (o.s("model").empty()) throw UsageError("missing --model", "pass --model MODEL_DIR (see imagine train image)");
+  if (o.s("model").empty())
+    throw UsageError("missing --model", "pass --model MODEL_DIR (see imagine train image)");
   set_threads(static_cast<int>(o.i("threads")));
   Loaded l;
   l.writer = std::make_unique<OutputWriter>(output_policy(o));
@@ -85,15 +86,7 @@ struct Checks {
   std::vector<CheckRecord> each;
   explicit Checks(size_t n) : each(n) {}
   void apply(size_t i, Made* m) const { m->checks = each[i]; }
-  void apply_all(Made* m) const {
-    nlohmann::json c = nlohmann::json::array(), a = nlohmann::json::array();
-    for (const CheckRecord& r : each) {
-      if (!r.copy_check.is_null()) c.push_back(r.copy_check);
-      if (!r.attribution.is_null()) a.push_back(r.attribution);
-    }
-    if (!c.empty()) m->checks.copy_check = c;
-    if (!a.empty()) m->checks.attribution = a;
-  }
+  void apply_all(Made* m) const { m->checks = CheckRecord::combine(each); }
 };
 
 Made provenance(const Loaded& l, const std::string& what, const std::string& detail) {
@@ -122,8 +115,8 @@ std::string seeded_path(const std::string& out, const std::string& prefix, uint6
   return join_path(out, prefix + "-s" + std::to_string(seed) + ".png");
 }
 
-void write_grid(const Options& o, const Loaded& l, const std::string& path, const std::vector<Image>& tiles, Made made,
-                int columns = 0) {
+void write_grid(const Options& o, const Loaded& l, const std::string& path, const std::vector<Image>& tiles,
+                Made made, int columns = 0) {
   write_output(o, l, path, make_grid(tiles, columns), std::move(made));
 }
 
@@ -133,11 +126,13 @@ const OptionTable& generate_table() {
     OptionTable t("imagine generate image --model MODEL_DIR --count N --out FILE.png|DIR [options]",
                   "Sample new images. Sample i uses seed + i; single files carry their seed in the name.");
     t.integer("count", 16, 1, 100000, "images to generate")
-        .text("out", "", "grid PNG (with --grid, or a .png name with --count > 1) or folder/prefix for single files",
+        .text("out", "",
+              "grid PNG (with --grid, or a .png name with --count > 1) or folder/prefix for single files",
               "PATH")
         .flag("grid", false, "write one contact sheet instead of single files")
         .integer("columns", 0, 0, 1000, "grid columns (0 = near square)")
-        .real("truncation", 0, 0, 100, "redraw latent values beyond +-T (0 = off; ~0.7-1.0 trades variety for quality)");
+        .real("truncation", 0, 0, 100,
+              "redraw latent values beyond +-T (0 = off; ~0.7-1.0 trades variety for quality)");
     copy_check_options(t);
     return common(t);
   }();
@@ -150,28 +145,14 @@ int generate_image(const Options& o) {
   const int64_t n = o.i("count");
   const double trunc = o.f("truncation");
   torch::Tensor labels = labels_for(l, n);
-  std::vector<Image> images;
-  const CopyCheck check = copy_check(o, o.s("model"));
+  const CliCopyCheck check = copy_check(o, o.s("model"));
   Checks checks(static_cast<size_t>(n));
-  if (!check.auditor) {
-    images = sample_images(l.model, l.seed, n, trunc, labels, o.i("upscale"));
-  } else {
-    // One at a time: a flagged sample is redrawn from a retry seed (--reject-copies).
-    for (int64_t i = 0; i < n; i++) {
-      const torch::Tensor x = make_checked<torch::Tensor>(
-          check, &checks.each[static_cast<size_t>(i)],
-          [&](int attempt) {
-            const torch::Tensor z = seeded_latent(attempt == 0 ? l.seed + i : retry_seed(l.seed + i, attempt),
-                                                  l.model.arch.latent_dim, trunc);
-            return l.model.decode(z.unsqueeze(0), labels.defined() ? labels.slice(0, i, i + 1) : labels)[0];
-          },
-          [&](const torch::Tensor& t) { return check.auditor->audit_image(tensor_to_image(t)); });
-      images.push_back(to_image(o, x));
-    }
-  }
+  const std::vector<Image> images =
+      sample_images(l.model, l.seed, n, trunc, labels, o.i("upscale"), check, &checks.each);
   const bool grid = o.b("grid") || (ends_with_png(o.s("out")) && n > 1);
-  const std::string detail = str("seeds ", l.seed, "..", l.seed + n - 1, trunc > 0 ? str(", truncation ", trunc) : "",
-                                 o.s("class").empty() ? "" : ", class " + o.s("class"));
+  const std::string detail =
+      str("seeds ", l.seed, "..", l.seed + n - 1, trunc > 0 ? str(", truncation ", trunc) : "",
+          o.s("class").empty() ? "" : ", class " + o.s("class"));
   if (grid) {
     if (!ends_with_png(o.s("out"))) throw UsageError("--grid needs a .png file name", "pass --out grid.png");
     Made made = provenance(l, "generate", detail);
@@ -184,7 +165,8 @@ int generate_image(const Options& o) {
   } else {
     for (int64_t i = 0; i < n; i++) {
       const uint64_t s = l.seed + i;
-      const std::string path = n == 1 && ends_with_png(o.s("out")) ? o.s("out") : seeded_path(o.s("out"), "sample", s);
+      const std::string path =
+          n == 1 && ends_with_png(o.s("out")) ? o.s("out") : seeded_path(o.s("out"), "sample", s);
       Made made = provenance(l, "generate", str("seed ", s));
       made.settings["seed"] = s;
       made.settings["truncation"] = trunc;
@@ -199,8 +181,9 @@ int generate_image(const Options& o) {
 // ---- vary ----
 const OptionTable& vary_table() {
   static const OptionTable table = [] {
-    OptionTable t("imagine vary image --model MODEL_DIR --input a.png --count N --strength S --out DIR|grid.png",
-                  "Variations of an image: encode it to a latent, then sample around it.");
+    OptionTable t(
+        "imagine vary image --model MODEL_DIR --input a.png --count N --strength S --out DIR|grid.png",
+        "Variations of an image: encode it to a latent, then sample around it.");
     t.text("input", "", "PNG or JPEG to vary (resized like the training data)", "FILE")
         .integer("count", 8, 1, 10000, "variations")
         .real("strength", 0.5, 0.0, 1.0, "0 = the input's latent, 1 = an unrelated sample")
@@ -217,32 +200,18 @@ int vary_image(const Options& o) {
   Loaded l = load(o);
   auto x = read_input(l, o.s("input")).unsqueeze(0);
   auto y = input_labels(l, 1);
-  Encoded enc = encode_images(l.model, x, y, o.i("search-steps"), l.seed, [&](const std::string& s) { say(o, s); });
+  Encoded enc =
+      encode_images(l.model, x, y, o.i("search-steps"), l.seed, [&](const std::string& s) { say(o, s); });
   say(o, str("reconstruction error: mse ", enc.mse, " (PSNR ", std::round(enc.psnr * 100) / 100, " dB)",
              l.model.vae ? "" : " after latent search"));
   const double s = o.f("strength");
   const int64_t n = o.i("count");
-  auto around = [&](uint64_t seed) { return vary_latent(enc.z[0], s, seed); };
-  const CopyCheck check = copy_check(o, o.s("model"));
+  const CliCopyCheck check = copy_check(o, o.s("model"));
   Checks checks(static_cast<size_t>(n));
-  torch::Tensor imgs;
-  if (!check.auditor) {
-    std::vector<torch::Tensor> zs;
-    for (int64_t i = 0; i < n; i++) zs.push_back(around(l.seed + i));
-    imgs = l.model.decode(torch::stack(zs), y.defined() ? y.expand({n}).clone() : y);
-  } else {
-    std::vector<torch::Tensor> made;
-    for (int64_t i = 0; i < n; i++) {
-      made.push_back(make_checked<torch::Tensor>(
-          check, &checks.each[static_cast<size_t>(i)],
-          [&](int attempt) { return l.model.decode(around(retry_seed(l.seed + i, attempt)).unsqueeze(0), y)[0]; },
-          [&](const torch::Tensor& t) { return check.auditor->audit_image(tensor_to_image(t)); }));
-    }
-    imgs = torch::stack(made);
-  }
+  const torch::Tensor imgs = vary_images(l.model, enc.z[0], s, l.seed, n, y, check, &checks.each);
   auto recon = l.model.decode(enc.z, y);
-  const std::string detail = str("input ", o.s("input"), ", strength ", s, ", seeds ", l.seed, "..", l.seed + n - 1,
-                                 ", reconstruction mse ", enc.mse);
+  const std::string detail = str("input ", o.s("input"), ", strength ", s, ", seeds ", l.seed, "..",
+                                 l.seed + n - 1, ", reconstruction mse ", enc.mse);
   if (ends_with_png(o.s("out"))) {
     std::vector<Image> tiles = {to_image(o, x[0]), to_image(o, recon[0])};
     for (int64_t i = 0; i < n; i++) tiles.push_back(to_image(o, imgs[i]));
@@ -253,7 +222,8 @@ int vary_image(const Options& o) {
                 detail.c_str());
   } else {
     make_dirs(o.s("out"));
-    write_output(o, l, join_path(o.s("out"), "reconstruction.png"), to_image(o, recon[0]), provenance(l, "vary", detail));
+    write_output(o, l, join_path(o.s("out"), "reconstruction.png"), to_image(o, recon[0]),
+                 provenance(l, "vary", detail));
     for (int64_t i = 0; i < n; i++) {
       const std::string path = seeded_path(o.s("out"), "variation", l.seed + i);
       Made made = provenance(l, "vary", str("seed ", l.seed + i, ", strength ", s));
@@ -272,7 +242,8 @@ const OptionTable& blend_table() {
   static const OptionTable table = [] {
     OptionTable t("imagine blend image --model MODEL_DIR --inputs a.png:0.3,b.png:0.7[,...] --out x.png",
                   "Blend images in latent space: the weighted mean of their latents, decoded.");
-    t.text("inputs", "", "comma-separated FILE[:WEIGHT] (weights > 0, normalised to sum 1; default 1)", "LIST")
+    t.text("inputs", "", "comma-separated FILE[:WEIGHT] (weights > 0, normalised to sum 1; default 1)",
+           "LIST")
         .text("out", "", "PNG to write", "FILE");
     return encoding(t);
   }();
@@ -297,15 +268,18 @@ std::vector<std::pair<std::string, double>> parse_blend_inputs(const std::string
       char* endp = nullptr;
       w = std::strtod(ws.c_str(), &endp);
       if (ws.empty() || *endp != '\0')
-        throw UsageError("bad weight '" + ws + "' for " + item.substr(0, colon), "weights are numbers, e.g. a.png:0.3");
+        throw UsageError("bad weight '" + ws + "' for " + item.substr(0, colon),
+                         "weights are numbers, e.g. a.png:0.3");
       item = item.substr(0, colon);
     }
     if (!std::isfinite(w) || w <= 0)
-      throw UsageError(str("weight ", w, " for ", item, " must be positive"), "use weights > 0, e.g. a.png:0.3,b.png:0.7");
+      throw UsageError(str("weight ", w, " for ", item, " must be positive"),
+                       "use weights > 0, e.g. a.png:0.3,b.png:0.7");
     out.push_back({item, w});
     if (end == spec.size()) break;
   }
-  if (out.size() < 2) throw UsageError("--inputs needs at least two images", "use --inputs a.png:0.3,b.png:0.7");
+  if (out.size() < 2)
+    throw UsageError("--inputs needs at least two images", "use --inputs a.png:0.3,b.png:0.7");
   double total = 0;
   for (auto& [p, w] : out) total += w;
   for (auto& [p, w] : out) w /= total;
@@ -316,7 +290,8 @@ namespace {
 
 int blend_image(const Options& o) {
   if (o.s("inputs").empty()) throw UsageError("missing --inputs", "use --inputs a.png:0.3,b.png:0.7");
-  if (o.s("out").empty() || !ends_with_png(o.s("out"))) throw UsageError("missing --out FILE.png", "pass --out x.png");
+  if (o.s("out").empty() || !ends_with_png(o.s("out")))
+    throw UsageError("missing --out FILE.png", "pass --out x.png");
   const auto inputs = parse_blend_inputs(o.s("inputs"));
   Loaded l = load(o);
   std::vector<torch::Tensor> xs;
@@ -333,17 +308,19 @@ int blend_image(const Options& o) {
   auto z = blend_latents(enc.z, weights);
   auto img = l.model.decode(z.unsqueeze(0), y.defined() ? y.slice(0, 0, 1) : y);
   write_output(o, l, o.s("out"), to_image(o, img[0]), provenance(l, "blend", detail));
-  std::printf("wrote %s (blend of %s; reconstruction mse of the inputs %.6f)\n", o.s("out").c_str(), detail.c_str(),
-              enc.mse);
+  std::printf("wrote %s (blend of %s; reconstruction mse of the inputs %.6f)\n", o.s("out").c_str(),
+              detail.c_str(), enc.mse);
   return 0;
 }
 
 // ---- interpolate ----
 const OptionTable& interpolate_table() {
   static const OptionTable table = [] {
-    OptionTable t("imagine interpolate image --model MODEL_DIR --from a.png|seed:N --to b.png|seed:M --steps K --out strip.png",
-                  "Walk the latent space between two images or seeds (spherical interpolation, both ends included). "
-                  "Frames go to <strip>-frames/.");
+    OptionTable t(
+        "imagine interpolate image --model MODEL_DIR --from a.png|seed:N --to b.png|seed:M --steps K --out "
+        "strip.png",
+        "Walk the latent space between two images or seeds (spherical interpolation, both ends included). "
+        "Frames go to <strip>-frames/.");
     t.text("from", "", "start: an image file or seed:N", "A")
         .text("to", "", "end: an image file or seed:N", "B")
         .integer("steps", 8, 2, 10000, "frames including both endpoints")
@@ -356,7 +333,8 @@ const OptionTable& interpolate_table() {
 int interpolate_image(const Options& o) {
   if (o.s("from").empty() || o.s("to").empty())
     throw UsageError("missing --from or --to", "pass --from a.png|seed:N --to b.png|seed:M");
-  if (o.s("out").empty() || !ends_with_png(o.s("out"))) throw UsageError("missing --out FILE.png", "pass --out strip.png");
+  if (o.s("out").empty() || !ends_with_png(o.s("out")))
+    throw UsageError("missing --out FILE.png", "pass --out strip.png");
   Loaded l = load(o);
   auto endpoint = [&](const std::string& spec) -> torch::Tensor {
     if (spec.rfind("seed:", 0) == 0) {
@@ -386,7 +364,8 @@ int interpolate_image(const Options& o) {
     tiles.push_back(to_image(o, imgs[i]));
     char name[32];
     std::snprintf(name, sizeof name, "frame-%04lld.png", static_cast<long long>(i));
-    write_output(o, l, join_path(frames, name), tiles.back(), provenance(l, "interpolate", str(detail, ", frame ", i)));
+    write_output(o, l, join_path(frames, name), tiles.back(),
+                 provenance(l, "interpolate", str(detail, ", frame ", i)));
   }
   write_grid(o, l, o.s("out"), tiles, provenance(l, "interpolate", detail), static_cast<int>(k));
   std::printf("wrote %s and %lld frames in %s\n", o.s("out").c_str(), (long long)k, frames.c_str());
@@ -398,8 +377,7 @@ const OptionTable& reconstruct_table() {
   static const OptionTable table = [] {
     OptionTable t("imagine reconstruct image --model MODEL_DIR --input a.png --out r.png",
                   "Encode and decode an image (VAE; a GAN searches for the latent) and report the error.");
-    t.text("input", "", "PNG or JPEG", "FILE")
-        .text("out", "", "PNG to write", "FILE");
+    t.text("input", "", "PNG or JPEG", "FILE").text("out", "", "PNG to write", "FILE");
     return encoding(t);
   }();
   return table;
@@ -407,13 +385,16 @@ const OptionTable& reconstruct_table() {
 
 int reconstruct_image(const Options& o) {
   if (o.s("input").empty()) throw UsageError("missing --input", "pass --input a.png");
-  if (o.s("out").empty() || !ends_with_png(o.s("out"))) throw UsageError("missing --out FILE.png", "pass --out r.png");
+  if (o.s("out").empty() || !ends_with_png(o.s("out")))
+    throw UsageError("missing --out FILE.png", "pass --out r.png");
   Loaded l = load(o);
   auto x = read_input(l, o.s("input")).unsqueeze(0);
   auto y = input_labels(l, 1);
-  Encoded enc = encode_images(l.model, x, y, o.i("search-steps"), l.seed, [&](const std::string& s) { say(o, s); });
+  Encoded enc =
+      encode_images(l.model, x, y, o.i("search-steps"), l.seed, [&](const std::string& s) { say(o, s); });
   auto r = l.model.decode(enc.z, y);
-  write_output(o, l, o.s("out"), to_image(o, r[0]), provenance(l, "reconstruct", str("input ", o.s("input"), ", mse ", enc.mse)));
+  write_output(o, l, o.s("out"), to_image(o, r[0]),
+               provenance(l, "reconstruct", str("input ", o.s("input"), ", mse ", enc.mse)));
   std::printf("wrote %s: mse %.6f, psnr %.2f dB\n", o.s("out").c_str(), enc.mse, enc.psnr);
   return 0;
 }
@@ -421,9 +402,10 @@ int reconstruct_image(const Options& o) {
 // ---- export ----
 const OptionTable& export_table() {
   static const OptionTable table = [] {
-    OptionTable t("imagine export image [--data PATH] --out DIR [--split train|test] [--count N] [--first I]",
-                  "Write dataset images as PNG files, prepared exactly as training sees them (size, channels), "
-                  "named <split>-<index>-<class>.png.");
+    OptionTable t(
+        "imagine export image [--data PATH] --out DIR [--split train|test] [--count N] [--first I]",
+        "Write dataset images as PNG files, prepared exactly as training sees them (size, channels), "
+        "named <split>-<index>-<class>.png.");
     t.text("data", kDefaultImageData, "IDX folder/file or a folder of PNG/JPEG images", "PATH")
         .text("out", "", "folder to write", "DIR")
         .choice("split", "test", {"train", "test"}, "which part of the data")
@@ -457,7 +439,8 @@ int export_images(const Options& o) {
       for (auto& c : label)
         if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
     }
-    const std::string path = join_path(o.s("out"), str(o.s("split"), "-", i, label.empty() ? "" : "-" + label, ".png"));
+    const std::string path =
+        join_path(o.s("out"), str(o.s("split"), "-", i, label.empty() ? "" : "-" + label, ".png"));
     write_png(path, tensor_to_image(images_to_float(set.images[i])),
               {{"Software", "imagine"}, {"imagine:source", str(o.s("data"), " ", o.s("split"), " #", i)}});
     std::printf("%s\n", path.c_str());
@@ -467,11 +450,17 @@ int export_images(const Options& o) {
 
 }  // namespace
 
-int generate_image(const Args& args) { return run_family_verb("image", "generate", args, generate_table(), generate_image); }
+int generate_image(const Args& args) {
+  return run_family_verb("image", "generate", args, generate_table(), generate_image);
+}
 int vary(const Args& args) { return run_family_verb("image", "vary", args, vary_table(), vary_image); }
 int blend(const Args& args) { return run_family_verb("image", "blend", args, blend_table(), blend_image); }
-int interpolate(const Args& args) { return run_family_verb("image", "interpolate", args, interpolate_table(), interpolate_image); }
-int reconstruct(const Args& args) { return run_family_verb("image", "reconstruct", args, reconstruct_table(), reconstruct_image); }
+int interpolate(const Args& args) {
+  return run_family_verb("image", "interpolate", args, interpolate_table(), interpolate_image);
+}
+int reconstruct(const Args& args) {
+  return run_family_verb("image", "reconstruct", args, reconstruct_table(), reconstruct_image);
+}
 int export_data(const Args& args) {
   if (!args.empty() && args[0] == "music") return export_music(args);
   return run_family_verb("image", "export", args, export_table(), export_images);

@@ -61,27 +61,20 @@ MusicRequest request(const Options& o, const MusicModel& m, uint64_t seed) {
 }
 
 MusicModel load(const Options& o) {
-  if (o.s("model").empty()) throw UsageError("missing --model", "pass --model MODEL_DIR (see imagine train music)");
+  if (o.s("model").empty())
+    throw UsageError("missing --model", "pass --model MODEL_DIR (see imagine train music)");
   set_threads(static_cast<int>(o.i("threads")));
   return load_music_model(o.s("model"), resolve_device(o.s("device")), o.s("checkpoint"));
 }
 
-// The notes of `song` that start at or after `t` seconds (a continuation without its primer).
-Song notes_from(const Song& song, double t) {
-  Song out = song;
-  out.notes.clear();
-  for (const Note& n : song.notes)
-    if (n.start >= t - 1e-9) out.notes.push_back(n);
-  return out;
-}
-
-
 std::string describe(const MusicResult& r) {
-  return str(r.song.notes.size(), " notes, ", static_cast<int>(r.song.duration() * 10) / 10.0, " s, ", r.tokens,
-             " events (", r.stop_reason, "), ", static_cast<int>(r.tokens / std::max(r.seconds, 1e-9)), " events/s");
+  return str(r.song.notes.size(), " notes, ", static_cast<int>(r.song.duration() * 10) / 10.0, " s, ",
+             r.tokens, " events (", r.stop_reason, "), ",
+             static_cast<int>(r.tokens / std::max(r.seconds, 1e-9)), " events/s");
 }
 
-void maybe_render(const Options& o, const OutputWriter& w, GenerationRecord rec, const Song& song, const std::string& wav) {
+void maybe_render(const Options& o, const OutputWriter& w, GenerationRecord rec, const Song& song,
+                  const std::string& wav) {
   if (wav.empty()) return;
   auto rr = w.write_wav(wav, song, audio_record(rec), o.s("soundfont"));
   note(o.b("quiet"), str("rendered ", wav, ": ", rr.seconds, " s of audio in ", rr.render_seconds, " s"));
@@ -90,9 +83,11 @@ void maybe_render(const Options& o, const OutputWriter& w, GenerationRecord rec,
 // ---- generate ----
 const OptionTable& generate_table() {
   static const OptionTable table = [] {
-    OptionTable t("imagine generate music --model MODEL_DIR --out piece.mid [--wav piece.wav] [--seconds S] [options]",
-                  "Compose a new piece.");
-    t.text("out", "", "MIDI file to write", "FILE").text("wav", "", "also render it to this WAV file", "FILE");
+    OptionTable t(
+        "imagine generate music --model MODEL_DIR --out piece.mid [--wav piece.wav] [--seconds S] [options]",
+        "Compose a new piece.");
+    t.text("out", "", "MIDI file to write", "FILE")
+        .text("wav", "", "also render it to this WAV file", "FILE");
     return sampling(t);
   }();
   return table;
@@ -105,19 +100,14 @@ int generate_music_cmd(const Options& o) {
   const uint64_t seed = resolve_seed(o.i("seed"));
   MusicRequest req = request(o, m, seed);
   req.logit_hook = watermark_hook(writer);
-  const CopyCheck check = copy_check(o, o.s("model"));
+  const CliCopyCheck check = copy_check(o, o.s("model"));
   CheckRecord checked;
-  MusicResult r = make_checked<MusicResult>(
-      check, &checked,
-      [&](int attempt) {
-        req.seed = retry_seed(seed, attempt);
-        return generate_music(m, Song{}, req);
-      },
-      [&](const MusicResult& x) { return check.auditor->audit_song(x.song); });
+  MusicResult r = generate_music_checked(m, Song{}, req, seed, check, &checked);
   GenerationRecord rec = music_record(model_record(o.s("model"), o.s("checkpoint")), m, req, "generate");
   checked.apply_to(&rec);
   writer.write_midi(o.s("out"), r.song, rec);
-  std::printf("wrote %s (seed %llu): %s\n", o.s("out").c_str(), (unsigned long long)seed, describe(r).c_str());
+  std::printf("wrote %s (seed %llu): %s\n", o.s("out").c_str(), (unsigned long long)seed,
+              describe(r).c_str());
   maybe_render(o, writer, rec, r.song, o.s("wav"));
   return 0;
 }
@@ -125,8 +115,10 @@ int generate_music_cmd(const Options& o) {
 // ---- continue ----
 const OptionTable& continue_table() {
   static const OptionTable table = [] {
-    OptionTable t("imagine continue music --model MODEL_DIR --primer phrase.mid --count N --out DIR [options]",
-                  "Continue a phrase: the primer is kept and the model writes what follows. Variation i uses seed + i.");
+    OptionTable t(
+        "imagine continue music --model MODEL_DIR --primer phrase.mid --count N --out DIR [options]",
+        "Continue a phrase: the primer is kept and the model writes what follows. Variation i uses seed + "
+        "i.");
     t.text("primer", "", "MIDI file to continue", "FILE")
         .real("primer-seconds", 0, 0, 3600, "use only the primer's first S seconds (0 = all of it)")
         .integer("count", 1, 1, 1000, "variations")
@@ -148,28 +140,21 @@ int continue_music_cmd(const Options& o) {
   make_dirs(o.s("out"));
   MusicRequest req = request(o, m, seed);
   req.logit_hook = watermark_hook(writer);
-  if (req.seconds > 0) req.seconds += primer_end;  // --seconds counts the new part
+  if (req.seconds > 0) req.seconds += primer_end;                           // --seconds counts the new part
   const ModelRecord model = model_record(o.s("model"), o.s("checkpoint"));  // hashes the weights: once
-  const CopyCheck check = copy_check(o, o.s("model"));
+  const CliCopyCheck check = copy_check(o, o.s("model"));
   for (int64_t i = 0; i < o.i("count"); i++) {
     const uint64_t variation_seed = seed + static_cast<uint64_t>(i);
-    CheckRecord checked;
-    // The audit looks at the new part only: the primer is the user's.
-    MusicResult r = make_checked<MusicResult>(
-        check, &checked,
-        [&](int attempt) {
-          req.seed = retry_seed(variation_seed, attempt);
-          return generate_music(m, primer, req);
-        },
-        [&](const MusicResult& x) { return check.auditor->audit_song(notes_from(x.song, primer_end)); });
+    CheckRecord checked;  // the audit looks at the new part only: the primer is the user's
+    MusicResult r = generate_music_checked(m, primer, req, variation_seed, check, &checked);
     const std::string path = join_path(o.s("out"), str("continuation-s", variation_seed, ".mid"));
     GenerationRecord rec = music_record(model, m, req, "continue");
     checked.apply_to(&rec);
     rec.settings["primer"] = o.s("primer");
     rec.settings["primer_seconds"] = primer_end;
     writer.write_midi(path, r.song, rec);
-    std::printf("wrote %s (seed %llu): primer %.1f s + %s\n", path.c_str(), (unsigned long long)req.seed, primer_end,
-                describe(r).c_str());
+    std::printf("wrote %s (seed %llu): primer %.1f s + %s\n", path.c_str(), (unsigned long long)req.seed,
+                primer_end, describe(r).c_str());
     if (o.b("wav")) maybe_render(o, writer, rec, r.song, path.substr(0, path.size() - 4) + ".wav");
   }
   return 0;
@@ -189,7 +174,8 @@ const OptionTable& render_table() {
 }
 
 int render_cmd(const Options& o) {
-  if (o.positional.size() != 1) throw UsageError("expected one INPUT.mid", "usage: " + render_table().usage());
+  if (o.positional.size() != 1)
+    throw UsageError("expected one INPUT.mid", "usage: " + render_table().usage());
   if (o.s("wav").empty()) throw UsageError("missing --wav", "pass --wav out.wav");
   const std::string bytes = read_file(o.positional[0]);
   Song s = parse_midi(bytes, o.positional[0]);
@@ -202,13 +188,14 @@ int render_cmd(const Options& o) {
     policy.watermark = false;  // no audio-domain mark; the MIDI's token mark is recorded in `source`
     const OutputWriter writer(policy);
     GenerationRecord rec = derived_record(src, "audio", "render");
-    rec.settings = {{"input", o.positional[0]}, {"soundfont", o.s("soundfont").empty() ? default_soundfont() : o.s("soundfont")}};
+    rec.settings = {{"input", o.positional[0]},
+                    {"soundfont", o.s("soundfont").empty() ? default_soundfont() : o.s("soundfont")}};
     r = writer.write_wav(o.s("wav"), s, rec, o.s("soundfont"));
   } else {
     r = render_wav(s, o.s("wav"), o.s("soundfont"));
   }
-  std::printf("wrote %s: %.1f s of audio in %.2f s (%.0fx real time), peak %.2f\n", o.s("wav").c_str(), r.seconds,
-              r.render_seconds, r.seconds / std::max(r.render_seconds, 1e-9), r.peak);
+  std::printf("wrote %s: %.1f s of audio in %.2f s (%.0fx real time), peak %.2f\n", o.s("wav").c_str(),
+              r.seconds, r.render_seconds, r.seconds / std::max(r.render_seconds, 1e-9), r.peak);
   return 0;
 }
 
@@ -233,8 +220,9 @@ int roll_cmd(const Options& o) {
   const EmbeddedProvenance src = read_provenance(o.positional[0], bytes);
   if (src.present) {
     const OutputWriter writer(output_policy(o));
-    write_file_atomic(o.s("png"),
-                      roll_artifact(writer, bytes, o.positional[0], static_cast<int>(o.i("pixels-per-second"))).bytes);
+    write_file_atomic(
+        o.s("png"),
+        roll_artifact(writer, bytes, o.positional[0], static_cast<int>(o.i("pixels-per-second"))).bytes);
   } else {
     write_piano_roll(s, o.s("png"), static_cast<int>(o.i("pixels-per-second")));
   }
@@ -264,8 +252,9 @@ int export_cmd(const Options& o) {
   const auto& set = o.s("split") == "train" ? d.train : o.s("split") == "valid" ? d.valid : d.test;
   const int64_t first = o.i("first"), n = static_cast<int64_t>(set.size());
   if (first >= n)
-    throw UsageError(str("--first ", first, " is beyond the ", n, " ", o.s("split"), " pieces"),
-                     n == 0 ? "this dataset has no " + o.s("split") + " split" : str("use --first below ", n));
+    throw UsageError(
+        str("--first ", first, " is beyond the ", n, " ", o.s("split"), " pieces"),
+        n == 0 ? "this dataset has no " + o.s("split") + " split" : str("use --first below ", n));
   make_dirs(o.s("out"));
   for (int64_t i = first; i < std::min(n, first + o.i("count")); i++) {
     const std::string path = join_path(o.s("out"), str(o.s("split"), "-", i, ".mid"));
@@ -278,9 +267,10 @@ int export_cmd(const Options& o) {
 // ---- eval ----
 const OptionTable& eval_table() {
   static const OptionTable table = [] {
-    OptionTable t("imagine eval MODEL_DIR [--data PATH] [--json]",
-                  "Score a music model: loss per event on held-out music (the chorales' test split), and musical "
-                  "statistics of generated pieces against the training set.");
+    OptionTable t(
+        "imagine eval MODEL_DIR [--data PATH] [--json]",
+        "Score a music model: loss per event on held-out music (the chorales' test split), and musical "
+        "statistics of generated pieces against the training set.");
     t.text("data", "", "dataset (default: the one the model was trained on)", "PATH")
         .integer("pieces", 8, 0, 10000, "generated pieces for the statistics (0 = skip)")
         .real("seconds", 20, 1, 3600, "length of each generated piece")
@@ -297,11 +287,19 @@ const OptionTable& eval_table() {
 
 }  // namespace
 
-int generate_music(const Args& args) { return run_family_verb("music", "generate", args, generate_table(), generate_music_cmd, false); }
-int continue_music(const Args& args) { return run_family_verb("music", "continue", args, continue_table(), continue_music_cmd, false); }
-int render(const Args& args) { return run_family_verb("music", "render", args, render_table(), render_cmd, true); }
+int generate_music(const Args& args) {
+  return run_family_verb("music", "generate", args, generate_table(), generate_music_cmd, false);
+}
+int continue_music(const Args& args) {
+  return run_family_verb("music", "continue", args, continue_table(), continue_music_cmd, false);
+}
+int render(const Args& args) {
+  return run_family_verb("music", "render", args, render_table(), render_cmd, true);
+}
 int roll(const Args& args) { return run_family_verb("music", "roll", args, roll_table(), roll_cmd, true); }
-int export_music(const Args& args) { return run_family_verb("music", "export", args, export_table(), export_cmd, false); }
+int export_music(const Args& args) {
+  return run_family_verb("music", "export", args, export_table(), export_cmd, false);
+}
 
 int eval_music(const Args& args) {
   Options o = eval_table().parse(args);
@@ -313,7 +311,8 @@ int eval_music(const Args& args) {
   std::string path = o.s("data");
   if (path.empty()) path = m.config.value("dataset", nlohmann::json::object()).value("path", std::string());
   if (path.empty()) throw UsageError("missing --data", "pass --data PATH");
-  nlohmann::json j = evaluate_music(m, path, o.i("pieces"), o.f("seconds"), static_cast<uint64_t>(o.i("seed")));
+  nlohmann::json j =
+      evaluate_music(m, path, o.i("pieces"), o.f("seconds"), static_cast<uint64_t>(o.i("seed")));
   j["model_dir"] = dir;
   const bool has_test = j["split"] == "test";
   if (o.b("json")) {
@@ -324,9 +323,11 @@ int eval_music(const Args& args) {
               (long long)j["events"].get<int64_t>(), (long long)j["pieces_scored"].get<int64_t>(),
               has_test ? "test" : "held-out");
   auto row = [](const char* name, const nlohmann::json& s) {
-    std::printf("%-10s notes/s %6.2f  polyphony %5.2f  pitch range %5.1f  mean pitch %5.1f  (%lld pieces, %.0f s)\n",
-                name, s["notes_per_second"].get<double>(), s["polyphony"].get<double>(), s["pitch_range"].get<double>(),
-                s["mean_pitch"].get<double>(), (long long)s["pieces"].get<int64_t>(), s["seconds"].get<double>());
+    std::printf(
+        "%-10s notes/s %6.2f  polyphony %5.2f  pitch range %5.1f  mean pitch %5.1f  (%lld pieces, %.0f s)\n",
+        name, s["notes_per_second"].get<double>(), s["polyphony"].get<double>(),
+        s["pitch_range"].get<double>(), s["mean_pitch"].get<double>(), (long long)s["pieces"].get<int64_t>(),
+        s["seconds"].get<double>());
   };
   row("training", j["train_stats"]);
   row(has_test ? "test" : "held-out", j["heldout_stats"]);

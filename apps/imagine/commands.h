@@ -1,26 +1,28 @@
 // The verbs of the imagine CLI. Each returns the process exit code and throws
 // imagine::Error / UsageError, which main() turns into `error:` + `hint:` lines.
 #pragma once
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/options.h"
 #include "provenance/audit.h"
 #include "provenance/output.h"
+#include "serve/verbs.h"
 
 namespace imagine::cli {
 
 using Args = std::vector<std::string>;
 
-int train(const Args& args);        // imagine train text|image ...
-int generate(const Args& args);     // imagine generate text|image ...
-int info(const Args& args);         // imagine info MODEL_DIR [--json]
-int eval(const Args& args);         // imagine eval MODEL_DIR --data PATH [--json]
-int vary(const Args& args);         // imagine vary image ...
-int blend(const Args& args);        // imagine blend image ...
-int interpolate(const Args& args);  // imagine interpolate image ...
-int reconstruct(const Args& args);  // imagine reconstruct image ...
-int export_data(const Args& args);  // imagine export image ...
+int train(const Args& args);           // imagine train text|image ...
+int generate(const Args& args);        // imagine generate text|image ...
+int info(const Args& args);            // imagine info MODEL_DIR [--json]
+int eval(const Args& args);            // imagine eval MODEL_DIR --data PATH [--json]
+int vary(const Args& args);            // imagine vary image ...
+int blend(const Args& args);           // imagine blend image ...
+int interpolate(const Args& args);     // imagine interpolate image ...
+int reconstruct(const Args& args);     // imagine reconstruct image ...
+int export_data(const Args& args);     // imagine export image ...
 int continue_music(const Args& args);  // imagine continue music ...
 int render(const Args& args);          // imagine render music IN.mid --wav OUT.wav
 int roll(const Args& args);            // imagine roll music IN.mid --png ROLL.png
@@ -50,8 +52,8 @@ std::string model_family(const std::string& dir);
 
 // Runs a `imagine <verb> <family> [options]` verb: checks the family word, parses the
 // verb's table, answers --help, refuses positional arguments unless `positional`.
-int run_family_verb(const std::string& family, const std::string& verb, const Args& args, const OptionTable& table,
-                    int (*run)(const Options&), bool positional = false);
+int run_family_verb(const std::string& family, const std::string& verb, const Args& args,
+                    const OptionTable& table, int (*run)(const Options&), bool positional = false);
 
 // The options of every verb that writes generated content (watermark, provenance level,
 // keys; `tokens`: the token watermark's parameters too), and the policy they give.
@@ -62,51 +64,12 @@ OutputPolicy output_policy(const Options& o);
 void note(bool quiet, const std::string& line);
 
 // The copy check of the generate / vary / continue verbs: --reject-copies re-makes outputs
-// the copy audit flags, and --provenance full records the nearest training items.
+// the copy audit flags, and --provenance full records the nearest training items. The
+// library's CopyCheck (serve/verbs.h) with the auditor it uses.
 OptionTable& copy_check_options(OptionTable& t);
-struct CopyCheck {
-  std::unique_ptr<CopyAuditor> auditor;  // null unless --reject-copies or --provenance full
-  bool reject = false;
-  int tries = 4;
-  bool attribute = false;
-  bool quiet = false;
+struct CliCopyCheck : CopyCheck {
+  std::shared_ptr<CopyAuditor> owned;  // null unless --reject-copies or --provenance full
 };
-CopyCheck copy_check(const Options& o, const std::string& model_dir);
-
-// What the copy check of one output adds to its manifest.
-struct CheckRecord {
-  nlohmann::json copy_check;   // --reject-copies: the check and its result
-  nlohmann::json attribution;  // --provenance full: the nearest training items
-  void apply_to(GenerationRecord* rec) const {
-    rec->copy_check = copy_check;
-    rec->attribution = attribution;
-  }
-};
-
-// Makes an output with make(attempt) (attempt 0 first; later attempts must differ, e.g. by
-// retry_seed), audits it when a check is on, re-makes flagged ones under --reject-copies,
-// and fills `rec`. audit(output) -> AuditReport.
-template <class T, class Make, class Audit>
-T make_checked(const CopyCheck& c, CheckRecord* rec, Make make, Audit audit) {
-  if (!c.auditor) return make(0);
-  T out{};
-  AuditReport last;
-  auto attempt = [&](int a) {
-    out = make(a);
-    last = audit(out);
-    return last;
-  };
-  if (c.reject) {
-    nlohmann::json record;
-    reject_copies(c.tries, attempt, &record);
-    if (rec) rec->copy_check = record;
-    if (last.flagged) note(c.quiet, "warning: still a likely copy after " + std::to_string(c.tries) + " tries: " + last.summary);
-  } else {
-    attempt(0);
-  }
-  if (rec && c.attribute) rec->attribution = {{"summary", last.summary}, {"flagged", last.flagged}, {"audit", last.detail}};
-  return out;
-}
-
+CliCopyCheck copy_check(const Options& o, const std::string& model_dir);
 
 }  // namespace imagine::cli

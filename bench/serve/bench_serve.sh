@@ -12,11 +12,16 @@ WORK=${2:-/tmp/imagine-serve-bench}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 BENCH=$(dirname "$BIN")/serve_bench
+DECODE=$(dirname "$BIN")/decode_bench
 SHARED="$ROOT/../shared/data"
 M="$WORK/models"
 mkdir -p "$M"
 [ -f "$M/text/model.safetensors" ] || "$BIN" train text --data "$SHARED/tinyshakespeare/input.txt" --out "$M/text" \
   --preset shakespeare-cpu --steps 300 --no-samples --quiet
+# The 10.7M-parameter `shakespeare` size (context 256), barely trained: what batching does
+# at a width where the matmuls, not the per-op overhead, dominate.
+[ -f "$M/text-large/model.safetensors" ] || "$BIN" train text --data "$SHARED/tinyshakespeare/input.txt" \
+  --out "$M/text-large" --preset shakespeare --steps 20 --batch-size 8 --no-samples --quiet
 [ -f "$M/vae/model.safetensors" ] || "$BIN" train image --model vae --out "$M/vae" --preset fashion-cpu --steps 300 --quiet
 [ -f "$M/music/model.safetensors" ] || "$BIN" train music --data "$SHARED/jsb-chorales/jsb-chorales-16th.json" \
   --out "$M/music" --preset chorales-cpu --steps 300 --quiet
@@ -30,8 +35,18 @@ echo "server pid $PID port $PORT"
 
 BATCH=$("$BENCH" batch "$PORT" text 20 128)
 echo "$BATCH"
+BATCH_LARGE=$("$BENCH" batch "$PORT" text-large 20 128)
+echo "$BATCH_LARGE"
 LOAD=$("$BENCH" load "$PORT" text vae music 50 30 "$PID")
 echo "$LOAD"
+kill $PID
+wait $PID || true
+trap - EXIT
+# The decoder alone (no HTTP, no client threads): B sequences together, and the parts of a step.
+DEC=$("$DECODE" "$M/text" 256 2)
+echo "$DEC"
+DEC_LARGE=$("$DECODE" "$M/text-large" 128 2)
+echo "$DEC_LARGE"
 
 OUT="$ROOT/bench/results/serve-$(date +%F).md"
 {
@@ -39,11 +54,22 @@ OUT="$ROOT/bench/results/serve-$(date +%F).md"
   echo
   echo "- machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p')"
   echo "- CPU flags: $(grep -o -w -E 'avx2|avx512f|avx512_bf16|amx_bf16|amx_tile' /proc/cpuinfo | sort -u | tr '\n' ' ')"
-  echo "- models: shakespeare-cpu text (byte), fashion-cpu VAE, chorales-cpu music; server defaults (--slots 8)"
+  echo "- models: shakespeare-cpu text (byte), shakespeare-size text (10.7M, context 256, 20 steps), fashion-cpu VAE, chorales-cpu music; server defaults (--slots 8)"
   echo
   echo "## 8 concurrent text clients vs one (128 tokens per request, 20 s each)"
   echo '```json'
   echo "$BATCH"
+  echo '```'
+  echo
+  echo "## The same with the 10.7M shakespeare-size model (context 256)"
+  echo '```json'
+  echo "$BATCH_LARGE"
+  echo '```'
+  echo
+  echo "## The decoder alone (decode_bench, 2 threads): shakespeare-cpu, 256 tokens; shakespeare size, 128 tokens"
+  echo '```json'
+  echo "$DEC"
+  echo "$DEC_LARGE"
   echo '```'
   echo
   echo "## 50 clients, 30 s: 60% text (64 tokens), 25% image (4 per request), 15% music (4 s, no WAV)"

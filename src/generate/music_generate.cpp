@@ -85,6 +85,13 @@ MusicResult generate_music(MusicModel& m, const Song& primer, const MusicRequest
       r.stop_reason = "seconds";
       return false;
     }
+    if (req.stop) {
+      std::string why = req.stop();
+      if (!why.empty()) {
+        r.stop_reason = std::move(why);
+        return false;
+      }
+    }
     return true;
   });
   r.tokens = static_cast<int64_t>(fresh.size());

@@ -2,6 +2,8 @@
 // (kept as it is), until the end marker, a length in seconds or a token budget.
 #pragma once
 #include <cstdint>
+#include <functional>
+#include <string>
 
 #include "generate/token_generate.h"
 #include "models/music_model.h"
@@ -19,13 +21,16 @@ struct MusicRequest {
   // sustain them to the end of the piece. Default (from the CLI): default_note_cap(model).
   double max_note_seconds = 0;
   LogitHook logit_hook;  // e.g. the watermark's bias (see TokenSampling)
+  // Asked after every event: a non-empty answer ends the piece there, with that stop reason
+  // (the server's per-request timeout: "timeout"). Null: never.
+  std::function<std::string()> stop;
 };
 
 struct MusicResult {
   Song song;           // primer + continuation
   int64_t tokens = 0;  // new events sampled
   int64_t primer_tokens = 0;
-  std::string stop_reason;  // "end" (the model ended the piece), "seconds" or "max_tokens"
+  std::string stop_reason;  // "end" (the model ended the piece), "seconds", "max_tokens" or stop()'s
   double seconds = 0;       // wall time
 };
 

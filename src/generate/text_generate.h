@@ -38,7 +38,7 @@ struct TextResult {
 // tokens into text, stops at stop strings, and passes on what is final. Text is held back
 // while it could be the start of a stop string or ends inside a UTF-8 character, so a
 // stream never splits one. generate_text runs one stream; the server decodes many side by
-// side (decode_round over their slots).
+// side (their slots in one BatchDecoder).
 class TextStream {
  public:
   TextStream(TextModel& model, const TextRequest& req,

@@ -1,7 +1,10 @@
 // See token_generate.h.
 #include "generate/token_generate.h"
 
+#include <algorithm>
 #include <limits>
+
+#include "core/error.h"
 
 namespace imagine {
 
@@ -22,61 +25,94 @@ torch::Tensor next_token_logits(GPT& gpt, const std::vector<int64_t>& tokens, to
 DecodeSlot::DecodeSlot(std::vector<int64_t> context, TokenSampling o, Rng r, std::function<bool(int64_t)> on)
     : ctx(std::move(context)), opt(std::move(o)), rng(r), on_token(std::move(on)) {}
 
-static void encode_window(GPT& gpt, torch::Device device, DecodeSlot& s, const std::vector<int64_t>& window) {
-  s.cache = gpt->new_cache();
-  auto idx = torch::tensor(window, torch::kLong).unsqueeze(0).to(device);
-  s.logits = gpt->forward(idx, &s.cache).index({0, -1});
+BatchDecoder::BatchDecoder(GPT& gpt, torch::Device device, int64_t rows)
+    : gpt_(gpt), device_(device), cache_(gpt->new_batch_cache(rows)) {}
+
+void BatchDecoder::encode(DecodeSlot& s, const std::vector<int64_t>& window) {
+  s.logits = to_vector(gpt_->prefill_row(window, s.row, cache_));
 }
 
-void prefill(GPT& gpt, torch::Device device, DecodeSlot& s) {
+void BatchDecoder::add(DecodeSlot& s) {
   torch::NoGradGuard no_grad;
   s.done = s.opt.max_tokens <= 0;
   if (s.done) return;
+  IMAGINE_CHECK(!full(), "wait for a slot to finish", "all ", cache_.rows(), " decoding rows are taken");
+  s.row = static_cast<int64_t>(slots_.size());
   if (s.opt.kv_cache)
-    encode_window(gpt, device, s, s.ctx);
+    encode(s, s.ctx);
   else
-    s.logits = next_token_logits(gpt, s.ctx, device);
+    s.logits = to_vector(next_token_logits(gpt_, s.ctx, device_));
+  slots_.push_back(&s);
 }
 
-void decode_round(GPT& gpt, torch::Device device, const std::vector<DecodeSlot*>& slots) {
+void BatchDecoder::release(size_t row) {
+  const size_t last = slots_.size() - 1;
+  slots_[row]->row = -1;
+  if (row != last) {
+    cache_.move(static_cast<int64_t>(last), static_cast<int64_t>(row));
+    slots_[row] = slots_[last];
+    slots_[row]->row = static_cast<int64_t>(row);
+  }
+  cache_.length[last] = 0;
+  slots_.pop_back();
+}
+
+void BatchDecoder::remove(DecodeSlot& s) {
+  if (s.row >= 0 && static_cast<size_t>(s.row) < slots_.size() && slots_[static_cast<size_t>(s.row)] == &s)
+    release(static_cast<size_t>(s.row));
+}
+
+void BatchDecoder::clear() {
+  for (DecodeSlot* s : slots_) s->row = -1;
+  slots_.clear();
+  std::fill(cache_.length.begin(), cache_.length.end(), 0);
+}
+
+void BatchDecoder::round() {
   torch::NoGradGuard no_grad;
-  const int64_t block = gpt->config.block_size;
+  const int64_t block = gpt_->config.block_size;
   std::vector<DecodeSlot*> step;  // slots whose next logits come from the batched forward
-  std::vector<int64_t> tokens;
-  std::vector<KVCache*> caches;
-  for (DecodeSlot* s : slots) {
-    if (s->done) continue;
-    std::vector<float> row = to_vector(s->logits);
+  std::vector<int64_t> tokens, rows;
+  for (DecodeSlot* s : slots_) {
+    std::vector<float> row = std::move(s->logits);
     if (s->opt.logit_hook) s->opt.logit_hook(row, s->ctx);
     for (int64_t b : s->opt.banned)
       if (b >= 0 && b < static_cast<int64_t>(row.size())) row[b] = -std::numeric_limits<float>::infinity();
     const int64_t tok = sample_token(std::move(row), s->ctx, s->opt.sampling, s->rng);
     s->ctx.push_back(tok);
     s->out.push_back(tok);
+    s->logits.clear();
     if ((s->on_token && !s->on_token(tok)) || static_cast<int64_t>(s->out.size()) >= s->opt.max_tokens) {
       s->done = true;
-      s->logits = torch::Tensor();
-      continue;
-    }
-    if (!s->opt.kv_cache) {
-      s->logits = next_token_logits(gpt, s->ctx, device);
-    } else if (s->cache[0].length() >= block) {
+    } else if (!s->opt.kv_cache) {
+      s->logits = to_vector(next_token_logits(gpt_, s->ctx, device_));
+    } else if (cache_.length[static_cast<size_t>(s->row)] >= block) {
       // Context full: keep the newest half and re-encode it at positions 0..
-      encode_window(gpt, device, *s, std::vector<int64_t>(s->ctx.end() - block / 2 - 1, s->ctx.end()));
+      encode(*s, std::vector<int64_t>(s->ctx.end() - block / 2 - 1, s->ctx.end()));
     } else {
       step.push_back(s);
       tokens.push_back(tok);
-      caches.push_back(&s->cache);
+      rows.push_back(s->row);
     }
   }
-  if (step.empty()) return;
-  const torch::Tensor logits = gpt->forward_rows(tokens, caches);  // (B, vocab)
-  for (size_t b = 0; b < step.size(); b++) step[b]->logits = logits[static_cast<int64_t>(b)];
+  if (!step.empty()) {
+    auto logits =
+        gpt_->forward_step(tokens, rows, cache_).to(torch::kCPU, torch::kFloat).contiguous();  // (B, vocab)
+    const int64_t V = logits.size(1);
+    const float* p = logits.data_ptr<float>();
+    for (size_t b = 0; b < step.size(); b++) {
+      const float* first = p + static_cast<int64_t>(b) * V;
+      step[b]->logits.assign(first, first + V);
+    }
+  }
+  for (size_t r = slots_.size(); r-- > 0;)
+    if (slots_[r]->done) release(r);
 }
 
 void decode(GPT& gpt, torch::Device device, DecodeSlot& slot) {
-  prefill(gpt, device, slot);
-  while (!slot.done) decode_round(gpt, device, {&slot});
+  BatchDecoder decoder(gpt, device, 1);
+  decoder.add(slot);
+  while (!slot.done) decoder.round();
 }
 
 std::vector<int64_t> sample_continuation(GPT& gpt, torch::Device device, std::vector<int64_t> ctx,

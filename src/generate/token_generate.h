@@ -1,5 +1,5 @@
-// Sampling a continuation of a token sequence from a GPT, with a KV cache. Every family
-// that generates tokens (text, music) runs this one loop. When the context fills up, the
+// Sampling a continuation of a token sequence from a GPT, with a preallocated KV cache.
+// Every family that generates tokens (text, music) runs this one loop. When the context fills up, the
 // window slides: the newest half is kept and re-encoded (learned positions cannot extend
 // past block_size).
 #pragma once
@@ -27,9 +27,9 @@ struct TokenSampling {
   LogitHook logit_hook;
 };
 
-// One sequence being decoded: its tokens so far, its KV cache, the logits for its next
-// token and its own random stream. Several slots decode together (decode_round), which is
-// how the server serves concurrent requests and --count N samples in one forward.
+// One sequence being decoded: its tokens so far, the logits for its next token and its own
+// random stream. Several slots decode together in a BatchDecoder, which is how the server
+// serves concurrent requests.
 struct DecodeSlot {
   DecodeSlot(std::vector<int64_t> context, TokenSampling opt, Rng rng, std::function<bool(int64_t)> on_token);
   std::vector<int64_t> ctx;  // context and every token sampled so far
@@ -39,23 +39,54 @@ struct DecodeSlot {
   std::function<bool(int64_t)> on_token;  // sees each new token; false stops the slot
   bool done = false;
   // Decoder state.
-  KVCache cache;
-  torch::Tensor logits;  // (vocab) for the next token
+  std::vector<float> logits;  // for the next token
+  int64_t row = -1;           // its row of the decoder's cache while live
 };
 
-// Encodes the slot's context (cropped to the model's block by the caller): its cache and
-// first logits. A slot with max_tokens 0 is done at once.
-void prefill(GPT& gpt, torch::Device device, DecodeSlot& slot);
-// One token for every live slot: samples from its logits, hands the token to on_token, and
-// computes the next logits of the slots that go on, in one batched forward (a slot whose
-// context is full slides its window and re-encodes alone).
-void decode_round(GPT& gpt, torch::Device device, const std::vector<DecodeSlot*>& slots);
+// Decodes up to `rows` slots together over one preallocated BatchCache (llama.cpp's
+// "slots"): every round samples one token for each live slot and computes all their next
+// logits in one batched forward, so B sequences cost little more than one. A slot decoded
+// alone gives exactly the tokens it gives beside others (each has its own random stream and
+// attends over its own row only).
+class BatchDecoder {
+ public:
+  BatchDecoder(GPT& gpt, torch::Device device, int64_t rows);
+  BatchDecoder(const BatchDecoder&) = delete;
+  BatchDecoder& operator=(const BatchDecoder&) = delete;
 
-// prefill, then rounds until the slot is done (one sequence alone).
+  // Encodes the slot's context (cropped to the model's block by the caller) into a free row:
+  // its first logits. A slot with max_tokens 0 is done at once and takes no row. Throws
+  // imagine::Error when every row is taken.
+  void add(DecodeSlot& slot);
+  // Takes a live slot out before it is done (a cancelled request). A no-op for a slot that
+  // is not live.
+  void remove(DecodeSlot& slot);
+  // One token for every live slot: samples from its logits, hands the token to on_token,
+  // and computes the next logits of the slots that go on in one batched forward (a slot
+  // whose context is full slides its window: the newest half is re-encoded into its row).
+  // Slots that finish leave the decoder.
+  void round();
+  // Forgets every slot (after a failed round, whose cache rows are unreliable).
+  void clear();
+
+  size_t live() const { return slots_.size(); }
+  bool full() const { return static_cast<int64_t>(slots_.size()) >= cache_.rows(); }
+
+ private:
+  void encode(DecodeSlot& slot, const std::vector<int64_t>& window);
+  void release(size_t row);  // the slot in `row` leaves; the last live slot moves into its row
+
+  GPT& gpt_;
+  torch::Device device_;
+  BatchCache cache_;
+  std::vector<DecodeSlot*> slots_;  // slots_[r] holds row r
+};
+
+// Decodes one slot alone to the end (a decoder of one row).
 void decode(GPT& gpt, torch::Device device, DecodeSlot& slot);
 
 // Samples after `context` (cropped to the model's block by the caller). `on_token` sees each
-// new token and returns false to stop. Returns the new tokens. (One slot, prefill, rounds.)
+// new token and returns false to stop. Returns the new tokens (one slot, decoded alone).
 std::vector<int64_t> sample_continuation(GPT& gpt, torch::Device device, std::vector<int64_t> context,
                                          const TokenSampling& opt, Rng& rng,
                                          const std::function<bool(int64_t)>& on_token);

@@ -2,7 +2,9 @@
 // scaled by 1/sqrt(2 * n_layer), zero biases.
 #include "models/gpt.h"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "core/error.h"
 #include "core/safetensors.h"
@@ -39,8 +41,8 @@ void GPTConfig::validate() const {
   IMAGINE_CHECK(block_size > 0 && block_size <= 65536, hint, "block_size ", block_size, " out of range");
   IMAGINE_CHECK(n_layer > 0 && n_layer <= 256, hint, "n_layer ", n_layer, " out of range");
   IMAGINE_CHECK(n_head > 0 && n_embd > 0 && n_embd <= 65536, hint, "n_head/n_embd out of range");
-  IMAGINE_CHECK(n_embd % n_head == 0, "choose n_embd as a multiple of n_head",
-                "n_embd (", n_embd, ") is not divisible by n_head (", n_head, ")");
+  IMAGINE_CHECK(n_embd % n_head == 0, "choose n_embd as a multiple of n_head", "n_embd (", n_embd,
+                ") is not divisible by n_head (", n_head, ")");
   IMAGINE_CHECK(dropout >= 0 && dropout < 1, hint, "dropout ", dropout, " must be in [0, 1)");
 }
 
@@ -62,17 +64,20 @@ GPTImpl::GPTImpl(const GPTConfig& cfg) : config(cfg) {
     const std::string& name = p.key();
     auto& t = p.value();
     if (name.find("ln_") != std::string::npos) continue;  // LayerNorm keeps ones / zeros
-    if (t.dim() == 1) t.zero_();
-    else if (name.size() >= 13 && name.compare(name.size() - 13, 13, "c_proj.weight") == 0) t.normal_(0.0, proj_std);
-    else t.normal_(0.0, 0.02);
+    if (t.dim() == 1)
+      t.zero_();
+    else if (name.size() >= 13 && name.compare(name.size() - 13, 13, "c_proj.weight") == 0)
+      t.normal_(0.0, proj_std);
+    else
+      t.normal_(0.0, 0.02);
   }
 }
 
 torch::Tensor GPTImpl::forward(const torch::Tensor& idx, KVCache* cache) {
   const int64_t T = idx.size(1);
   const int64_t past = cache ? (*cache)[0].length() : 0;
-  IMAGINE_CHECK(past + T <= config.block_size, "crop the input to the model's context",
-                "sequence of ", past + T, " tokens exceeds the context of ", config.block_size);
+  IMAGINE_CHECK(past + T <= config.block_size, "crop the input to the model's context", "sequence of ",
+                past + T, " tokens exceeds the context of ", config.block_size);
   auto pos = torch::arange(past, past + T, torch::TensorOptions().dtype(torch::kLong).device(idx.device()));
   auto x = drop(wte(idx) + wpe(pos));  // (B, T, C)
   for (size_t i = 0; i < blocks.size(); i++) x = blocks[i](x, cache ? &(*cache)[i] : nullptr);
@@ -80,32 +85,87 @@ torch::Tensor GPTImpl::forward(const torch::Tensor& idx, KVCache* cache) {
   return torch::nn::functional::linear(x, wte->weight);  // (B, T, vocab), head tied to wte
 }
 
-torch::Tensor GPTImpl::forward_rows(const std::vector<int64_t>& tokens, const std::vector<KVCache*>& caches) {
-  IMAGINE_CHECK(!tokens.empty() && tokens.size() == caches.size(), "pass one cache per token",
-                "forward_rows: ", tokens.size(), " tokens for ", caches.size(), " caches");
-  const torch::Device device = wte->weight.device();
-  if (tokens.size() == 1) {
-    auto idx = torch::full({1, 1}, tokens[0], torch::TensorOptions().dtype(torch::kLong).device(device));
-    return forward(idx, caches[0]).index({0, -1}).unsqueeze(0);
+void BatchCache::move(int64_t from, int64_t to) {
+  if (from == to) return;
+  torch::NoGradGuard no_grad;
+  const int64_t n = length[from];
+  for (auto& l : layers) {
+    l.k[to].narrow(1, 0, n).copy_(l.k[from].narrow(1, 0, n));
+    l.v[to].narrow(1, 0, n).copy_(l.v[from].narrow(1, 0, n));
   }
+  length[to] = n;
+  length[from] = 0;
+}
+
+BatchCache GPTImpl::new_batch_cache(int64_t rows) const {
+  IMAGINE_CHECK(rows > 0 && rows <= 4096, "use between 1 and 4096 rows", "a batch cache of ", rows, " rows");
+  const int64_t hd = config.n_embd / config.n_head;
+  const auto opts = wte->weight.options().requires_grad(false);
+  BatchCache c;
+  for (int64_t i = 0; i < config.n_layer; i++)
+    c.layers.push_back({torch::zeros({rows, config.n_head, config.block_size, hd}, opts),
+                        torch::zeros({rows, config.n_head, config.block_size, hd}, opts)});
+  c.length.assign(static_cast<size_t>(rows), 0);
+  torch::NoGradGuard no_grad;
+  for (const auto& b : blocks) c.weights.push_back(b->step_weights());
+  c.head = wte->weight.detach().t().contiguous();
+  return c;
+}
+
+torch::Tensor GPTImpl::forward_step(const std::vector<int64_t>& tokens, const std::vector<int64_t>& rows,
+                                    BatchCache& cache) {
+  IMAGINE_CHECK(!tokens.empty() && tokens.size() == rows.size(), "pass one row per token",
+                "forward_step: ", tokens.size(), " tokens for ", rows.size(), " rows");
+  IMAGINE_CHECK(!is_training(), "call eval() before decoding", "forward_step decodes without dropout");
   const int64_t B = static_cast<int64_t>(tokens.size());
   std::vector<int64_t> positions;
-  for (KVCache* c : caches) {
-    const int64_t past = (*c)[0].length();
-    IMAGINE_CHECK(past < config.block_size, "slide the window before the context fills",
-                  "a cache of ", past, " tokens is full (context ", config.block_size, ")");
+  nn::RowsStep step;
+  step.prefix = true;
+  for (int64_t b = 0; b < B; b++) {
+    const int64_t r = rows[static_cast<size_t>(b)];
+    IMAGINE_CHECK(r >= 0 && r < cache.rows(), "pass rows of the cache", "row ", r, " of ", cache.rows());
+    const int64_t past = cache.length[static_cast<size_t>(r)];
+    IMAGINE_CHECK(past < config.block_size, "slide the window before the context fills", "row ", r, " holds ",
+                  past, " tokens: the context (", config.block_size, ") is full");
     positions.push_back(past);
+    step.prefix = step.prefix && r == b;
+    step.span = std::max(step.span, past + 1);
   }
-  auto idx = torch::tensor(tokens, torch::kLong).to(device).view({B, 1});
-  auto pos = torch::tensor(positions, torch::kLong).to(device).view({B, 1});
-  auto x = drop(wte(idx) + wpe(pos));  // (B, 1, C)
-  std::vector<nn::LayerCache*> layer(caches.size());
+  const torch::Device device = wte->weight.device();
+  const auto longs = torch::TensorOptions().dtype(torch::kLong);
+  step.rows = torch::tensor(rows, longs).to(device);
+  step.pos = torch::tensor(positions, longs).to(device);
+  if (std::any_of(positions.begin(), positions.end(), [&](int64_t p) { return p != positions[0]; })) {
+    // Row b sees positions 0..pos[b]; the rest of the span is another sequence's or stale.
+    std::vector<float> mask(static_cast<size_t>(B * step.span), 0.0f);
+    for (int64_t b = 0; b < B; b++)
+      for (int64_t t = positions[static_cast<size_t>(b)] + 1; t < step.span; t++)
+        mask[static_cast<size_t>(b * step.span + t)] = -std::numeric_limits<float>::infinity();
+    step.mask = torch::tensor(mask).view({B, 1, 1, step.span}).to(wte->weight.options());
+  }
+  auto idx = torch::tensor(tokens, longs).to(device);
+  auto x = wte(idx) + wpe(step.pos);  // (B, C)
+  for (size_t i = 0; i < blocks.size(); i++)
+    x = blocks[i]->forward_step(x, cache.layers[i], step, cache.weights[i]);
+  for (int64_t r : rows) cache.length[static_cast<size_t>(r)]++;
+  return torch::mm(ln_f(x), cache.head);  // (B, vocab)
+}
+
+torch::Tensor GPTImpl::prefill_row(const std::vector<int64_t>& tokens, int64_t row, BatchCache& cache) {
+  const int64_t T = static_cast<int64_t>(tokens.size());
+  IMAGINE_CHECK(T > 0 && T <= config.block_size, "crop the input to the model's context", "a sequence of ", T,
+                " tokens for a context of ", config.block_size);
+  IMAGINE_CHECK(row >= 0 && row < cache.rows(), "pass a row of the cache", "row ", row, " of ", cache.rows());
+  IMAGINE_CHECK(!is_training(), "call eval() before decoding", "prefill_row encodes without dropout");
+  const torch::Device device = wte->weight.device();
+  const auto longs = torch::TensorOptions().dtype(torch::kLong).device(device);
+  auto x = wte(torch::tensor(tokens, torch::kLong).to(device)) + wpe(torch::arange(T, longs));  // (T, C)
   for (size_t i = 0; i < blocks.size(); i++) {
-    for (size_t b = 0; b < caches.size(); b++) layer[b] = &(*caches[b])[i];
-    x = blocks[i]->forward_rows(x, layer);
+    const bool last = i + 1 == blocks.size();  // only the last position's output is needed there
+    x = blocks[i]->forward_prefill(x, cache.layers[i], row, cache.weights[i], last);
   }
-  x = ln_f(x);
-  return torch::nn::functional::linear(x, wte->weight).index({torch::indexing::Slice(), 0});  // (B, vocab)
+  cache.length[static_cast<size_t>(row)] = T;
+  return torch::mm(ln_f(x), cache.head)[0];  // (vocab)
 }
 
 torch::Tensor GPTImpl::loss(const torch::Tensor& idx, const torch::Tensor& targets) {

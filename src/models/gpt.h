@@ -2,13 +2,13 @@
 // tied to the token embedding, dropout). One implementation serves text and music tokens.
 // Leaves out: rotary positions, grouped-query attention, mixed precision.
 #pragma once
+#include <torch/torch.h>
+
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
-#include <torch/torch.h>
 
 #include "nn/attention.h"
 
@@ -28,8 +28,23 @@ struct GPTConfig {
   void validate() const;                                // throws imagine::Error
 };
 
-// One LayerCache per block: the KV cache used for generation.
+// One LayerCache per block: the KV cache of one sequence, grown as it is encoded (prefill).
 using KVCache = std::vector<nn::LayerCache>;
+
+// The decoding cache: keys and values of up to rows() sequences, preallocated per block to
+// the whole context ((rows, H, block_size, D) each), so a decoding step writes in place and
+// allocates no cache per token. length[r] is how many positions row r holds. It also holds
+// the weights in the layout the step multiplies by (copies made with the cache: make a new
+// cache after training further).
+struct BatchCache {
+  std::vector<nn::RowsCache> layers;
+  std::vector<nn::StepWeights> weights;  // per block
+  torch::Tensor head;                    // (C, vocab): the tied output head, transposed
+  std::vector<int64_t> length;
+  int64_t rows() const { return static_cast<int64_t>(length.size()); }
+  // Row `to` takes over row `from` (which keeps its stale values: it is free now).
+  void move(int64_t from, int64_t to);
+};
 
 struct GPTImpl : torch::nn::Module {
   explicit GPTImpl(const GPTConfig& config);
@@ -38,14 +53,20 @@ struct GPTImpl : torch::nn::Module {
   // positions continue from the cache, and the cache is extended. Positions must stay below
   // block_size (the generator slides the window).
   torch::Tensor forward(const torch::Tensor& idx, KVCache* cache = nullptr);
-  // One decoding step for B sequences at once: tokens[b] is appended to caches[b] (each at
-  // its own position) -> next-token logits (B, vocab). The batched decode of the server and
-  // of --count; B = 1 computes exactly what forward(idx, cache) does.
-  torch::Tensor forward_rows(const std::vector<int64_t>& tokens, const std::vector<KVCache*>& caches);
+  // One decoding step for B sequences at once: tokens[b] is appended to row rows[b] of
+  // `cache` at that row's own position -> next-token logits (B, vocab). The batched decode
+  // of the server's slots; every row must have room (length < block_size).
+  torch::Tensor forward_step(const std::vector<int64_t>& tokens, const std::vector<int64_t>& rows,
+                             BatchCache& cache);
+  // Encodes a sequence (at most block_size tokens, from position 0) into row `row` of
+  // `cache`, replacing what it held -> the next-token logits (vocab). How a decoding slot
+  // starts, and how its window slides.
+  torch::Tensor prefill_row(const std::vector<int64_t>& tokens, int64_t row, BatchCache& cache);
   // Mean cross-entropy (nats/token) of predicting targets (B, T) from idx (B, T).
   torch::Tensor loss(const torch::Tensor& idx, const torch::Tensor& targets);
 
   KVCache new_cache() const { return KVCache(config.n_layer); }
+  BatchCache new_batch_cache(int64_t rows) const;
   int64_t num_parameters(bool exclude_positions = true) const;
 
   GPTConfig config;

@@ -13,6 +13,31 @@ struct LayerCache {
   int64_t length() const { return k.defined() ? k.size(2) : 0; }
 };
 
+// Keys and values of one layer for several sequences, preallocated to the whole context:
+// (rows, H, block, D) each, zero-filled. Which positions of a row are filled is the
+// owner's business (BatchCache in models/gpt.h keeps each row's length).
+struct RowsCache {
+  torch::Tensor k, v;
+};
+
+// A block's Linear weights as a decoding step multiplies them: transposed to (in, out) and
+// contiguous, so x (B, in) @ w is a plain GEMM (LibTorch's Linear multiplies by the
+// transposed weight, which BLAS repacks on every call once B > 1). Biases undefined when
+// the model has none. Copies: made for a decoder, they do not follow later training.
+struct StepWeights {
+  torch::Tensor attn, attn_bias, attn_proj, attn_proj_bias, fc, fc_bias, proj, proj_bias;
+};
+
+// Where one decoding step of B sequences reads and writes a RowsCache: sequence b lives in
+// row rows[b], its new token goes at position pos[b], and it attends over positions
+// 0..pos[b]. Built once per step and shared by every layer.
+struct RowsStep {
+  torch::Tensor rows, pos;  // (B) long
+  bool prefix = false;      // rows are 0..B-1: the cache is read through views, not gathered
+  int64_t span = 0;         // max(pos) + 1: the positions read
+  torch::Tensor mask;       // (B, 1, 1, span) additive, 0 / -inf; undefined when every pos is equal
+};
+
 // LayerNorm with an optional bias (LibTorch's always has one; `bias=false` drops it
 // everywhere, as in nanoGPT).
 struct LayerNormImpl : torch::nn::Module {
@@ -27,10 +52,10 @@ struct CausalSelfAttentionImpl : torch::nn::Module {
   CausalSelfAttentionImpl(int64_t n_embd, int64_t n_head, double dropout, bool bias);
   // x: (B, T, C). With a cache, x holds only the new tokens and the cache is extended.
   torch::Tensor forward(const torch::Tensor& x, LayerCache* cache = nullptr);
-  // One new token for each of B sequences, each with its own cache (of any length): x is
-  // (B, 1, C) and row b attends over caches[b]. The projections run batched; B = 1 does
-  // exactly what forward(x, caches[0]) does.
-  torch::Tensor forward_rows(const torch::Tensor& x, const std::vector<LayerCache*>& caches);
+  // One new token for each of B sequences held in a preallocated cache: qkv is (B, 3C), the
+  // step's c_attn output; the keys and values are written into `cache` where `step` says,
+  // and each row attends over its own positions only -> (B, C), before c_proj.
+  torch::Tensor step_attention(const torch::Tensor& qkv, RowsCache& cache, const RowsStep& step) const;
 
   int64_t n_head, n_embd;
   double dropout;
@@ -50,12 +75,18 @@ TORCH_MODULE(MLP);
 struct BlockImpl : torch::nn::Module {
   BlockImpl(int64_t n_embd, int64_t n_head, double dropout, bool bias);
   torch::Tensor forward(const torch::Tensor& x, LayerCache* cache = nullptr);
-  torch::Tensor forward_rows(const torch::Tensor& x, const std::vector<LayerCache*>& caches);
+  // A decoding step (evaluation only: no dropout): x (B, C), one token per row.
+  torch::Tensor forward_step(const torch::Tensor& x, RowsCache& cache, const RowsStep& step,
+                             const StepWeights& w);
+  // Encodes one sequence x (T, C) from position 0, writing its keys and values into row
+  // `row` of `cache` -> (T, C), or (1, C) for the last position alone when `last_only`.
+  torch::Tensor forward_prefill(const torch::Tensor& x, RowsCache& cache, int64_t row, const StepWeights& w,
+                                bool last_only);
+  StepWeights step_weights() const;
   LayerNorm ln_1{nullptr}, ln_2{nullptr};
   CausalSelfAttention attn{nullptr};
   MLP mlp{nullptr};
 };
 TORCH_MODULE(Block);
-
 
 }  // namespace imagine::nn

@@ -41,7 +41,8 @@ TokenWatermarkParams TokenWatermarkParams::from_json(const nlohmann::json& j) {
 }
 
 nlohmann::json TokenDetection::to_json() const {
-  return {{"scored", scored}, {"green", green}, {"skipped", skipped}, {"z", z}, {"p_value", p_value}, {"verdict", verdict}};
+  return {{"scored", scored}, {"green", green},     {"skipped", skipped},
+          {"z", z},           {"p_value", p_value}, {"verdict", verdict}};
 }
 
 double normal_upper_tail(double z) { return 0.5 * std::erfc(z / std::sqrt(2.0)); }
@@ -70,7 +71,26 @@ bool TokenWatermark::is_green(const int64_t* context, int64_t token) const {
   return prf(key_, seed(context, token), uint64_t(token), 0x67726565ULL /* "gree" */) < threshold_;
 }
 
-void TokenWatermark::bias(std::vector<float>& logits, const std::vector<int64_t>& tokens) const {
+TokenWatermark::Cache::Row& TokenWatermark::Cache::row(int64_t x, size_t vocab) {
+  auto it = rows_.find(x);
+  if (it != rows_.end()) return it->second;
+  Row& r = rows_[x];
+  r.seed.assign(vocab, UINT64_MAX);
+  r.green.assign(vocab, -1);
+  return r;
+}
+
+bool TokenWatermark::green_from(int64_t x, int64_t token, Cache::Row& row) const {
+  int8_t& g = row.green[size_t(token)];
+  if (g < 0) {
+    const uint64_t s = p_.context == 1 ? prf(key_, uint64_t(x)) : prf(key_, uint64_t(x), uint64_t(token));
+    g = prf(key_, s, uint64_t(token), 0x67726565ULL /* "gree" */) < threshold_ ? 1 : 0;
+  }
+  return g == 1;
+}
+
+void TokenWatermark::bias(std::vector<float>& logits, const std::vector<int64_t>& tokens,
+                          Cache* cache) const {
   const size_t h = size_t(p_.context);
   if (tokens.size() < h || p_.delta == 0.0) return;
   const int64_t* ctx = tokens.data() + tokens.size() - h;
@@ -81,12 +101,36 @@ void TokenWatermark::bias(std::vector<float>& logits, const std::vector<int64_t>
   float top = -std::numeric_limits<float>::infinity();
   for (float l : logits) top = std::max(top, l);
   const float floor = top - d - 30.0f;
-  for (size_t v = 0; v < logits.size(); v++)
-    if (logits[v] >= floor && is_green(ctx, int64_t(v))) logits[v] += d;
+  if (!cache) {
+    for (size_t v = 0; v < logits.size(); v++)
+      if (logits[v] >= floor && is_green(ctx, int64_t(v))) logits[v] += d;
+    return;
+  }
+  const size_t V = logits.size();
+  if (cache->rows_.size() + h > Cache::kRows) cache->rows_.clear();  // bounded: start afresh
+  Cache::Row* rows[4];
+  for (size_t j = 0; j < h; j++) rows[j] = &cache->row(ctx[j], V);
+  for (size_t v = 0; v < V; v++) {
+    if (logits[v] < floor) continue;
+    size_t best = 0;  // lefthash: the one context token; selfhash: the minimum PRF(x, v)
+    if (h > 1) {
+      uint64_t low = UINT64_MAX;
+      for (size_t j = 0; j < h; j++) {
+        uint64_t& s = rows[j]->seed[v];
+        if (s == UINT64_MAX)
+          s = prf(key_, uint64_t(ctx[j]), uint64_t(v));  // (a true UINT64_MAX is just re-hashed)
+        if (j == 0 || s < low) {
+          low = s;
+          best = j;
+        }
+      }
+    }
+    if (green_from(ctx[best], int64_t(v), *rows[best])) logits[v] += d;
+  }
 }
 
-TokenDetection TokenWatermark::detect(const std::vector<int64_t>& tokens, const DetectionPolicy& policy, size_t first,
-                                      const std::vector<bool>* score) const {
+TokenDetection TokenWatermark::detect(const std::vector<int64_t>& tokens, const DetectionPolicy& policy,
+                                      size_t first, const std::vector<bool>* score) const {
   TokenDetection d;
   const size_t h = size_t(p_.context);
   std::unordered_set<uint64_t> seen;
@@ -101,7 +145,8 @@ TokenDetection TokenWatermark::detect(const std::vector<int64_t>& tokens, const 
     // 4-token contexts is scored once — scoring it each time would make the counts of
     // repetitive human text (code, tables, boilerplate) swing far wider than the binomial
     // null and raise false positives (measured: docs/responsible.md).
-    const uint64_t id = prf(key_, seed(tokens.data() + i - h, tokens[i]), uint64_t(tokens[i]), 0x70616972ULL /* "pair" */);
+    const uint64_t id =
+        prf(key_, seed(tokens.data() + i - h, tokens[i]), uint64_t(tokens[i]), 0x70616972ULL /* "pair" */);
     if (!seen.insert(id).second) {
       d.skipped++;
       continue;

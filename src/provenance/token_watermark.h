@@ -21,19 +21,19 @@
 // The PRF is SipHash-2-4 (provenance/prf.h): the same marks on every machine and device.
 #pragma once
 #include <cstdint>
-#include <string>
-#include <vector>
-
 #include <nlohmann/json.hpp>
+#include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "provenance/prf.h"
 
 namespace imagine {
 
 struct TokenWatermarkParams {
-  int context = 4;       // h: 1 (lefthash) or 4 (selfhash)
-  double gamma = 0.25;   // green fraction of the vocabulary
-  double delta = 2.0;    // logit bias of green tokens
+  int context = 4;      // h: 1 (lefthash) or 4 (selfhash)
+  double gamma = 0.25;  // green fraction of the vocabulary
+  double delta = 2.0;   // logit bias of green tokens
 
   std::string scheme() const;  // "kgw-lefthash-1" or "kgw-selfhash-4"
   void validate() const;       // throws imagine::UsageError for values out of range
@@ -42,12 +42,12 @@ struct TokenWatermarkParams {
 };
 
 struct TokenDetection {
-  int64_t scored = 0;    // T: distinct (context, token) pairs scored
-  int64_t green = 0;     // G
-  int64_t skipped = 0;   // positions not scored (too little context, repeats, low entropy)
+  int64_t scored = 0;   // T: distinct (context, token) pairs scored
+  int64_t green = 0;    // G
+  int64_t skipped = 0;  // positions not scored (too little context, repeats, low entropy)
   double z = 0;
   double p_value = 1;
-  std::string verdict;   // "watermarked", "not watermarked" or "inconclusive"
+  std::string verdict;  // "watermarked", "not watermarked" or "inconclusive"
   nlohmann::json to_json() const;
 };
 
@@ -67,20 +67,43 @@ class TokenWatermark {
   // Whether `token` is green after `context` (the h tokens before it, oldest first).
   bool is_green(const int64_t* context, int64_t token) const;
 
+  // What one generation has hashed, so that each (context token, candidate) pair is hashed
+  // once rather than at every step it stays in the window: the green bit of a candidate
+  // depends only on the context token that seeds it (lefthash: the previous token;
+  // selfhash: the one with the smallest PRF(x, token)). Filled lazily, per context token
+  // a row over the vocabulary; bounded (starts afresh before it would pass kRows rows).
+  // Belongs to one generation: not shared between threads.
+  class Cache {
+   public:
+    static constexpr size_t kRows = 64;
+
+   private:
+    friend class TokenWatermark;
+    struct Row {
+      std::vector<uint64_t> seed;  // selfhash: PRF(x, t); UINT64_MAX = not computed yet
+      std::vector<int8_t> green;   // green bit of t when x seeds it; -1 = not computed yet
+    };
+    Row& row(int64_t x, size_t vocab);
+    std::unordered_map<int64_t, Row> rows_;
+  };
+
   // Adds delta to the logits of the green tokens for the next position after `tokens`.
   // With fewer than h tokens of context nothing is added (and detection skips them too).
-  void bias(std::vector<float>& logits, const std::vector<int64_t>& tokens) const;
+  // With a cache the result is the same, computed with far less hashing.
+  void bias(std::vector<float>& logits, const std::vector<int64_t>& tokens, Cache* cache = nullptr) const;
 
   // Scores tokens[first..]: each position i >= max(first, h) whose (context, token) pair
   // is new. `score` (optional, same length as tokens) excludes positions marked false,
   // e.g. low-entropy ones (SWEET).
-  TokenDetection detect(const std::vector<int64_t>& tokens, const DetectionPolicy& policy = {}, size_t first = 0,
-                        const std::vector<bool>* score = nullptr) const;
+  TokenDetection detect(const std::vector<int64_t>& tokens, const DetectionPolicy& policy = {},
+                        size_t first = 0, const std::vector<bool>* score = nullptr) const;
 
  private:
   // The green list's seed for `token` after `context`: PRF(previous token) for lefthash,
   // min_j PRF(context_j, token) for selfhash.
   uint64_t seed(const int64_t* context, int64_t token) const;
+  // Whether `token` is green when context token x seeds it (through the cache).
+  bool green_from(int64_t x, int64_t token, Cache::Row& row) const;
 
   TokenWatermarkParams p_;
   PrfKey key_;

@@ -167,18 +167,76 @@ static nlohmann::json sample_json(const TextResult& r, uint64_t seed) {
           {"seconds", r.seconds}};
 }
 
-// The whole answer: samples, the file `generate text --out` writes, and its manifest.
-static nlohmann::json text_answer(const Context& ctx, const TextJob& job,
-                                  const std::vector<TextResult>& results) {
-  nlohmann::json samples = nlohmann::json::array();
-  std::vector<std::string> bodies;
-  for (size_t i = 0; i < results.size(); i++) {
-    samples.push_back(sample_json(results[i], job.seed + i));
-    bodies.push_back(job.req.prompt + results[i].text);
+CopyCheck copy_check(const Context& ctx, const Params& p) {
+  CopyCheck c;
+  c.reject = p.boolean("reject_copies", false);
+  c.tries = static_cast<int>(p.integer("reject_copies_tries", 4, 1, 100));
+  c.attribute = p.boolean("attribution", ctx.cfg.output.level == ProvenanceLevel::Full);
+  return c;
+}
+
+void attach_auditor(CopyCheck& c, ServedModel& m) {
+  if (!c.reject && !c.attribute) return;
+  std::lock_guard<std::mutex> lock(m.mu);
+  c.auditor = &m.copy_auditor();
+}
+
+void add_check(nlohmann::json& j, const CheckRecord& r) {
+  if (!r.copy_check.is_null()) j["copy_check"] = r.copy_check;
+  if (!r.attribution.is_null()) j["attribution"] = r.attribution;
+}
+
+TextChecks attribute_text(const CopyCheck& c, const std::vector<TextResult>& results) {
+  TextChecks checks;
+  if (!c.auditor) return checks;
+  CopyCheck once = c;
+  once.reject = false;  // the samples are made: audit them as they are
+  for (const TextResult& r : results) {
+    checks.each.emplace_back();
+    make_checked<TextResult>(
+        once, &checks.each.back(), [&](int) { return r; },
+        [&](const TextResult& t) { return c.auditor->audit_text(t.text); });
   }
-  const GenerationRecord rec =
+  return checks;
+}
+
+static uint64_t seed_of(const TextJob& job, const TextChecks& checks, size_t i) {
+  return i < checks.seeds.size() ? checks.seeds[i] : job.seed + i;
+}
+
+Artifact text_artifact(const Context& ctx, const TextJob& job, const std::vector<TextResult>& results,
+                       const TextChecks& checks) {
+  std::vector<std::string> bodies;
+  std::vector<CheckRecord> each;
+  nlohmann::json seeds_used = nlohmann::json::array();
+  for (size_t i = 0; i < results.size(); i++) {
+    bodies.push_back(job.req.prompt + results[i].text);
+    seeds_used.push_back(seed_of(job, checks, i));
+  }
+  GenerationRecord rec =
       text_record(job.model->record, job.req, job.seed, job.count, job.model->text->tokenizer->kind());
-  const Artifact a = ctx.writer.encode_text(text_file(bodies, job.seed), rec);
+  // As `generate text` records them: one sample's check alone, several as arrays.
+  const CheckRecord all = CheckRecord::combine(checks.each);
+  if (!all.copy_check.is_null()) {
+    rec.settings["seeds_used"] = seeds_used;
+    rec.copy_check = all.copy_check.size() == 1 ? all.copy_check[0] : all.copy_check;
+  }
+  if (!all.attribution.is_null())
+    rec.attribution = all.attribution.size() == 1 ? all.attribution[0] : all.attribution;
+  return ctx.writer.encode_text(text_file(bodies, job.seed), rec);
+}
+
+// The whole answer: samples (with their checks), the file `generate text --out` writes, and
+// its manifest.
+static nlohmann::json text_answer(const Context& ctx, const TextJob& job,
+                                  const std::vector<TextResult>& results, const TextChecks& checks = {}) {
+  nlohmann::json samples = nlohmann::json::array();
+  for (size_t i = 0; i < results.size(); i++) {
+    nlohmann::json sample = sample_json(results[i], seed_of(job, checks, i));
+    if (i < checks.each.size()) add_check(sample, checks.each[i]);
+    samples.push_back(sample);
+  }
+  const Artifact a = text_artifact(ctx, job, results, checks);
   return {{"model", job.model->name},
           {"seed", job.seed},
           {"samples", samples},
@@ -195,9 +253,50 @@ static void generate_text_route(const Context& ctx, const httplib::Request& req,
   job.count = p.integer("count", 1, 1, ctx.cfg.max_count);
   job.seed = p.seed("seed").value_or(random_seed());
   const bool stream = p.boolean("stream", false);
+  CopyCheck check = copy_check(ctx, p);
+  if (check.reject && stream)
+    throw ApiError(400, "reject_copies cannot stream: a sample is sent only once it passed the copy audit",
+                   "drop 'stream' or 'reject_copies'");
+  attach_auditor(check, *job.model);
+  auto audit = [check](const TextResult& t) { return check.auditor->audit_text(t.text); };
+  if (check.reject) {
+    // As `generate text --reject-copies`: one sample at a time, a flagged one re-made from
+    // retry seeds (each attempt decoded beside other requests on the model's batcher).
+    std::vector<TextResult> results;
+    TextChecks checks;
+    checks.each.resize(static_cast<size_t>(job.count));
+    for (int64_t i = 0; i < job.count; i++) {
+      uint64_t used = 0;
+      results.push_back(make_checked<TextResult>(
+          check, &checks.each[static_cast<size_t>(i)],
+          [&](int attempt) {
+            TextJob one = job;
+            one.count = 1;
+            one.seed = used = retry_seed(job.seed + static_cast<uint64_t>(i), attempt);
+            auto b = submit_text(ctx, one, false);
+            return wait_text(ctx, *b, 1)[0];
+          },
+          audit));
+      checks.seeds.push_back(used);
+    }
+    res.set_content(dump(text_answer(ctx, job, results, checks)), "application/json");
+    return;
+  }
+  // Attribution alone audits the samples once they are made (streamed or not).
+  auto attribute = [check, audit](const std::vector<TextResult>& results) {
+    TextChecks checks;
+    if (!check.auditor) return checks;
+    for (const TextResult& r : results) {
+      checks.each.emplace_back();
+      make_checked<TextResult>(
+          check, &checks.each.back(), [&](int) { return r; }, audit);
+    }
+    return checks;
+  };
   auto box = submit_text(ctx, job, stream);
   if (!stream) {
-    res.set_content(dump(text_answer(ctx, job, wait_text(ctx, *box, job.count))), "application/json");
+    const std::vector<TextResult> results = wait_text(ctx, *box, job.count);
+    res.set_content(dump(text_answer(ctx, job, results, attribute(results))), "application/json");
     return;
   }
   auto shared = std::make_shared<TextJob>(job);
@@ -207,8 +306,8 @@ static void generate_text_route(const Context& ctx, const httplib::Request& req,
       [](httplib::DataSink& sink, const TextEvent& e) {
         return sse(sink, "token", dump({{"index", e.index}, {"text", e.text}}));
       },
-      [c, shared](httplib::DataSink& sink, const std::vector<TextResult>& results) {
-        sse(sink, "done", dump(text_answer(c, *shared, results)));
+      [c, shared, attribute](httplib::DataSink& sink, const std::vector<TextResult>& results) {
+        sse(sink, "done", dump(text_answer(c, *shared, results, attribute(results))));
       },
       [](httplib::DataSink& sink, const TextEvent& e) {
         sse(sink, "error", dump(error_body(400, e.error, e.hint)));
@@ -285,12 +384,12 @@ static void audit_route(const Context& ctx, const httplib::Request& req, httplib
   const Upload up(req, ctx.cfg.max_body);
   nlohmann::json answer;
   on_worker(ctx, *model, [&] {
-    if (!model->auditor) model->auditor = open_copy_auditor(model->dir, AuditOptions{}, nullptr);
+    CopyAuditor& auditor = model->copy_auditor();
     Image img;
-    const AuditReport r = audit_file_bytes(*model->auditor, up.bytes, "the upload", &img);
+    const AuditReport r = audit_file_bytes(auditor, up.bytes, "the upload", &img);
     answer = {{"kind", r.kind}, {"flagged", r.flagged}, {"summary", r.summary}, {"detail", r.detail}};
     if (img.width > 0)
-      answer["picture"] = file_json(audit_picture(*model->auditor, ctx.writer, model->record, img, r));
+      answer["picture"] = file_json(audit_picture(auditor, ctx.writer, model->record, img, r));
   });
   res.set_content(dump(answer), "application/json");
 }

@@ -70,25 +70,37 @@ static void generate_image(const Context& ctx, const httplib::Request& req, http
   const double trunc = p.real("truncation", 0, 0, 100);
   const bool grid = p.boolean("grid", false);
   const int64_t columns = p.integer("columns", 0, 0, 1000);
+  CopyCheck check = copy_check(ctx, p);
+  attach_auditor(check, *ip.model);
   nlohmann::json answer = {{"model", ip.model->name}, {"seed", ip.seed}};
   on_worker(ctx, *ip.model, [&] {
     ImageModel& m = *ip.model->image;
+    std::vector<CheckRecord> checks;
     const std::vector<Image> images =
-        sample_images(m, ip.seed, n, trunc, output_labels(m, n, ip.cls), ip.upscale);
+        sample_images(m, ip.seed, n, trunc, output_labels(m, n, ip.cls), ip.upscale, check, &checks);
     if (grid) {
       const std::string detail =
           str("seeds ", ip.seed, "..", ip.seed + n - 1, trunc > 0 ? str(", truncation ", trunc) : "",
               ip.cls.empty() ? "" : ", class " + ip.cls);
-      ImageOutput out{
-          "generate", {{"detail", detail}, {"seed", ip.seed}, {"count", n}, {"truncation", trunc}}, {}, {}};
+      const CheckRecord all = CheckRecord::combine(checks);
+      ImageOutput out{"generate",
+                      {{"detail", detail}, {"seed", ip.seed}, {"count", n}, {"truncation", trunc}},
+                      all.copy_check,
+                      all.attribution};
       answer["grid"] = image_json(ctx, ip, make_grid(images, static_cast<int>(columns)), out);
+      add_check(answer["grid"], all);
     } else {
       answer["images"] = nlohmann::json::array();
       for (int64_t i = 0; i < n; i++) {
         const uint64_t s = ip.seed + static_cast<uint64_t>(i);
-        ImageOutput out{
-            "generate", {{"detail", str("seed ", s)}, {"seed", s}, {"truncation", trunc}}, {}, {}};
-        answer["images"].push_back(image_json(ctx, ip, images[static_cast<size_t>(i)], out));
+        const CheckRecord& c = checks[static_cast<size_t>(i)];
+        ImageOutput out{"generate",
+                        {{"detail", str("seed ", s)}, {"seed", s}, {"truncation", trunc}},
+                        c.copy_check,
+                        c.attribution};
+        nlohmann::json j = image_json(ctx, ip, images[static_cast<size_t>(i)], out);
+        add_check(j, c);
+        answer["images"].push_back(j);
       }
     }
   });
@@ -102,17 +114,17 @@ static void vary_image(const Context& ctx, const httplib::Request& req, httplib:
   const int64_t n = p.integer("count", 4, 1, ctx.cfg.max_images);
   const double s = p.real("strength", 0.5, 0, 1);
   const std::string name = p.text("name", "upload", 256);
+  CopyCheck check = copy_check(ctx, p);
+  attach_auditor(check, *ip.model);
   nlohmann::json answer = {{"model", ip.model->name}, {"seed", ip.seed}};
   on_worker(ctx, *ip.model, [&] {
     ImageModel& m = *ip.model->image;
     auto x = input_image(p, "image", m).unsqueeze(0);
     auto y = input_labels(m, 1, ip.cls);
     const Encoded enc = encode_images(m, x, y, ip.search_steps, ip.seed);
-    std::vector<torch::Tensor> zs;
-    for (int64_t i = 0; i < n; i++)
-      zs.push_back(vary_latent(enc.z[0], s, ip.seed + static_cast<uint64_t>(i)));
+    std::vector<CheckRecord> checks;
+    auto imgs = vary_images(m, enc.z[0], s, ip.seed, n, y, check, &checks);
     torch::NoGradGuard no_grad;
-    auto imgs = m.decode(torch::stack(zs), y.defined() ? y.expand({n}).clone() : y);
     auto recon = m.decode(enc.z, y);
     const std::string detail = str("input ", name, ", strength ", s, ", seeds ", ip.seed, "..",
                                    ip.seed + n - 1, ", reconstruction mse ", enc.mse);
@@ -121,9 +133,12 @@ static void vary_image(const Context& ctx, const httplib::Request& req, httplib:
     answer["variations"] = nlohmann::json::array();
     for (int64_t i = 0; i < n; i++) {
       const uint64_t seed = ip.seed + static_cast<uint64_t>(i);
-      ImageOutput out{"vary", {{"detail", str("seed ", seed, ", strength ", s)}}, {}, {}};
+      const CheckRecord& c = checks[static_cast<size_t>(i)];
+      ImageOutput out{
+          "vary", {{"detail", str("seed ", seed, ", strength ", s)}}, c.copy_check, c.attribution};
       nlohmann::json v = image_json(ctx, ip, output_image(imgs[i], ip.upscale), out);
       v["seed"] = seed;
+      add_check(v, c);
       answer["variations"].push_back(v);
     }
     answer["mse"] = enc.mse;
@@ -253,6 +268,8 @@ static MusicRequest music_request(const Context& ctx, const Params& p, const Mus
   r.sampling.repeat_penalty = 1.0;
   r.seed = seed;
   r.logit_hook = watermark_hook(ctx.writer);
+  // Past the request's deadline the piece ends where it is, like a text request's.
+  r.stop = [deadline = ctx.deadline()]() -> std::string { return Clock::now() > deadline ? "timeout" : ""; };
   return r;
 }
 
@@ -275,12 +292,18 @@ static void generate_music_route(const Context& ctx, const httplib::Request& req
   const Params p = Params::parse(req.body);
   auto model = ctx.registry.get(p.required_text("model"), kMusicFamily);
   const uint64_t seed = p.seed("seed").value_or(random_seed());
+  CopyCheck check = copy_check(ctx, p);
+  attach_auditor(check, *model);
   nlohmann::json answer = {{"model", model->name}, {"seed", seed}};
   on_worker(ctx, *model, [&] {
     MusicModel& m = *model->music;
-    const MusicRequest mr = music_request(ctx, p, m, seed);
-    const MusicResult r = generate_music(m, Song{}, mr);
-    answer.update(piece_json(ctx, p, r, music_record(model->record, m, mr, "generate")));
+    MusicRequest mr = music_request(ctx, p, m, seed);
+    CheckRecord checked;
+    const MusicResult r = generate_music_checked(m, Song{}, mr, seed, check, &checked);
+    GenerationRecord rec = music_record(model->record, m, mr, "generate");
+    checked.apply_to(&rec);
+    answer.update(piece_json(ctx, p, r, rec));
+    add_check(answer, checked);
   });
   send(res, answer);
 }
@@ -295,6 +318,8 @@ static void continue_music_route(const Context& ctx, const httplib::Request& req
     throw ApiError(400, "'primer' is not base64", "send the MIDI file's bytes base64-encoded");
   const std::string name = p.text("name", "primer.mid", 256);
   const Song primer = trim_primer(parse_midi(bytes, "'primer'"), p.real("primer_seconds", 0, 0, 3600), name);
+  CopyCheck check = copy_check(ctx, p);
+  attach_auditor(check, *model);
   nlohmann::json answer = {
       {"model", model->name}, {"seed", seed}, {"continuations", nlohmann::json::array()}};
   on_worker(ctx, *model, [&] {
@@ -303,12 +328,16 @@ static void continue_music_route(const Context& ctx, const httplib::Request& req
     const double primer_end = primer.duration();
     mr.seconds += primer_end;  // `seconds` counts the new part
     for (int64_t i = 0; i < count; i++) {
-      mr.seed = seed + static_cast<uint64_t>(i);
-      const MusicResult r = generate_music(m, primer, mr);
+      CheckRecord checked;  // the audit looks at the new part only: the primer is the user's
+      const MusicResult r =
+          generate_music_checked(m, primer, mr, seed + static_cast<uint64_t>(i), check, &checked);
       GenerationRecord rec = music_record(model->record, m, mr, "continue");
+      checked.apply_to(&rec);
       rec.settings["primer"] = name;
       rec.settings["primer_seconds"] = primer_end;
-      answer["continuations"].push_back(piece_json(ctx, p, r, rec));
+      nlohmann::json piece = piece_json(ctx, p, r, rec);
+      add_check(piece, checked);
+      answer["continuations"].push_back(piece);
     }
   });
   send(res, answer);

@@ -32,9 +32,25 @@ Image output_image(const torch::Tensor& chw, int64_t upscale) {
 }
 
 std::vector<Image> sample_images(ImageModel& m, uint64_t seed, int64_t n, double truncation,
-                                 const torch::Tensor& labels, int64_t upscale) {
+                                 const torch::Tensor& labels, int64_t upscale, const CopyCheck& check,
+                                 std::vector<CheckRecord>* records) {
   torch::NoGradGuard no_grad;
   std::vector<Image> images;
+  if (records) records->assign(static_cast<size_t>(n), CheckRecord{});
+  if (check.auditor) {
+    for (int64_t i = 0; i < n; i++) {
+      const torch::Tensor x = make_checked<torch::Tensor>(
+          check, records ? &(*records)[static_cast<size_t>(i)] : nullptr,
+          [&](int attempt) {
+            const torch::Tensor z =
+                seeded_latent(retry_seed(seed + i, attempt), m.arch.latent_dim, truncation);
+            return m.decode(z.unsqueeze(0), labels.defined() ? labels.slice(0, i, i + 1) : labels)[0];
+          },
+          [&](const torch::Tensor& t) { return check.auditor->audit_image(tensor_to_image(t)); });
+      images.push_back(output_image(x, upscale));
+    }
+    return images;
+  }
   for (int64_t i = 0; i < n; i += 256) {
     const int64_t e = std::min(n, i + 256);
     std::vector<torch::Tensor> zs;
@@ -47,6 +63,27 @@ std::vector<Image> sample_images(ImageModel& m, uint64_t seed, int64_t n, double
 
 torch::Tensor vary_latent(const torch::Tensor& z, double s, uint64_t seed) {
   return std::sqrt(1.0 - s * s) * z + s * seeded_latent(seed, z.size(0));
+}
+
+torch::Tensor vary_images(ImageModel& m, const torch::Tensor& z, double strength, uint64_t seed, int64_t n,
+                          const torch::Tensor& y, const CopyCheck& check, std::vector<CheckRecord>* records) {
+  torch::NoGradGuard no_grad;
+  if (records) records->assign(static_cast<size_t>(n), CheckRecord{});
+  if (!check.auditor) {
+    std::vector<torch::Tensor> zs;
+    for (int64_t i = 0; i < n; i++) zs.push_back(vary_latent(z, strength, seed + static_cast<uint64_t>(i)));
+    return m.decode(torch::stack(zs), y.defined() ? y.expand({n}).clone() : y);
+  }
+  std::vector<torch::Tensor> made;
+  for (int64_t i = 0; i < n; i++) {
+    made.push_back(make_checked<torch::Tensor>(
+        check, records ? &(*records)[static_cast<size_t>(i)] : nullptr,
+        [&](int attempt) {
+          return m.decode(vary_latent(z, strength, retry_seed(seed + i, attempt)).unsqueeze(0), y)[0];
+        },
+        [&](const torch::Tensor& t) { return check.auditor->audit_image(tensor_to_image(t)); }));
+  }
+  return torch::stack(made);
 }
 
 torch::Tensor blend_latents(const torch::Tensor& zs, const std::vector<double>& weights) {

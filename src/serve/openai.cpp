@@ -55,12 +55,13 @@ static nlohmann::json usage(const std::vector<TextResult>& rs) {
 }
 
 // The provenance of the answer: the manifest of the text `generate text --out` would write.
+// The manifest of the samples, as `generate text --out` writes it; at --provenance full
+// with the nearest training items (OpenAI requests take no reject_copies: they stream).
 static nlohmann::json provenance(const Context& ctx, const TextJob& job, const std::vector<TextResult>& rs) {
-  std::vector<std::string> bodies;
-  for (auto& r : rs) bodies.push_back(job.req.prompt + r.text);
-  const GenerationRecord rec =
-      text_record(job.model->record, job.req, job.seed, job.count, job.model->text->tokenizer->kind());
-  return ctx.writer.encode_text(text_file(bodies, job.seed), rec).manifest;
+  CopyCheck check;
+  check.attribute = ctx.cfg.output.level == ProvenanceLevel::Full;
+  attach_auditor(check, *job.model);
+  return text_artifact(ctx, job, rs, attribute_text(check, rs)).manifest;
 }
 
 static std::string new_id(const char* prefix) {

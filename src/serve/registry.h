@@ -25,8 +25,13 @@ struct ServedModel {
   std::unique_ptr<TextBatcher> batcher;
   std::unique_ptr<MusicModel> music;
   std::unique_ptr<ImageModel> image;
-  std::unique_ptr<CopyAuditor> auditor;  // opened by the first /api/audit (under mu)
+  std::unique_ptr<CopyAuditor> auditor;  // see copy_auditor()
   std::mutex mu;                         // image and music work on this model runs one request at a time
+  // The copy auditor of this model's training data, opened on first use. Call under mu.
+  CopyAuditor& copy_auditor() {
+    if (!auditor) auditor = open_copy_auditor(dir, AuditOptions{}, nullptr);
+    return *auditor;
+  }
 };
 
 struct RegistryOptions {

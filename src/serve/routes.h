@@ -13,6 +13,7 @@
 #include "serve/metrics.h"
 #include "serve/registry.h"
 #include "serve/server.h"
+#include "serve/verbs.h"
 #include "serve/worker_pool.h"
 
 namespace imagine::serve {
@@ -60,6 +61,24 @@ void on_worker(const Context& ctx, ServedModel& m, F f) {
     throw ApiError(503, "the server is busy: every worker and queue place is taken", "retry after a moment");
 }
 
+// The copy check a request asks for (as the CLI's --reject-copies, --provenance full):
+// `reject_copies` (false) re-makes outputs the copy audit flags, up to `reject_copies_tries`
+// (4) attempts; `attribution` (on when the server runs with --provenance full) records the
+// nearest training items. The auditor is attached by attach_auditor.
+CopyCheck copy_check(const Context& ctx, const Params& p);
+// The model's copy auditor into `c` when the check is on (takes the model's lock to open it;
+// audits are const and may run outside it).
+void attach_auditor(CopyCheck& c, ServedModel& m);
+// An output's check in its answer too (it is also in the manifest).
+void add_check(nlohmann::json& j, const CheckRecord& r);
+
+// What the copy check found for each text sample (empty when it is off), and the seed each
+// sample was finally made with (seed + i unless a flagged one was re-made).
+struct TextChecks {
+  std::vector<CheckRecord> each;
+  std::vector<uint64_t> seeds;
+};
+
 // A file in an answer: {"base64", "mime", "bytes", "manifest"}.
 nlohmann::json file_json(const Artifact& a);
 
@@ -70,6 +89,12 @@ struct TextJob {
   uint64_t seed = 0;
   int64_t count = 1;
 };
+// Audits samples already made (attribution; nothing is re-made): empty when the check is off.
+TextChecks attribute_text(const CopyCheck& c, const std::vector<TextResult>& results);
+// The text file of a job's samples and its manifest, checks recorded as `generate text`
+// records them: what `generate text --out` writes.
+Artifact text_artifact(const Context& ctx, const TextJob& job, const std::vector<TextResult>& results,
+                       const TextChecks& checks);
 // Queues the job's samples on the model's batcher with the watermark's bias (503 when full).
 std::shared_ptr<TextMailbox> submit_text(const Context& ctx, TextJob& job, bool stream);
 // Waits for every sample; ApiError when one failed. Results by sample index.

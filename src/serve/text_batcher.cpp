@@ -82,6 +82,7 @@ void TextBatcher::finish(Job& j, const std::string& reason) {
 
 void TextBatcher::run() {
   set_threads(threads_);
+  BatchDecoder decoder(model_.gpt, model_.device, slots_);
   std::vector<std::unique_ptr<Job>> active;
   for (;;) {
     std::vector<std::unique_ptr<Job>> admitted;
@@ -105,7 +106,7 @@ void TextBatcher::run() {
           };
         j->text = std::make_unique<TextStream>(model_, j->req, on_text);
         j->slot = std::make_unique<DecodeSlot>(j->text->slot());
-        prefill(model_.gpt, model_.device, *j->slot);
+        decoder.add(*j->slot);
         active.push_back(std::move(j));
       } catch (const Error& e) {
         j->box->push({j->index, "", true, {}, e.what(), e.hint()});
@@ -115,7 +116,6 @@ void TextBatcher::run() {
     }
     // End what is done, cancelled or late; decode one round for the rest.
     const auto now = Clock::now();
-    std::vector<DecodeSlot*> slots;
     for (auto it = active.begin(); it != active.end();) {
       Job& j = **it;
       const char* reason = j.slot->done       ? ""
@@ -123,23 +123,24 @@ void TextBatcher::run() {
                            : now > j.deadline ? "timeout"
                                               : nullptr;
       if (reason) {
+        decoder.remove(*j.slot);
         finish(j, reason);
         it = active.erase(it);
       } else {
-        slots.push_back(j.slot.get());
         ++it;
       }
     }
     active_count_ = static_cast<int>(active.size());
-    if (slots.empty()) continue;
-    if (static_cast<int>(slots.size()) > max_batch_) max_batch_ = static_cast<int>(slots.size());
+    if (decoder.live() == 0) continue;
+    if (static_cast<int>(decoder.live()) > max_batch_) max_batch_ = static_cast<int>(decoder.live());
     try {
-      decode_round(model_.gpt, model_.device, slots);
+      decoder.round();
       rounds_++;
     } catch (const std::exception& e) {
       const Error* err = dynamic_cast<const Error*>(&e);
       for (auto& j : active) j->box->push({j->index, "", true, {}, e.what(), err ? err->hint() : ""});
       active.clear();
+      decoder.clear();
       active_count_ = 0;
     }
   }

@@ -1,7 +1,8 @@
 // Decodes the concurrent text requests of one model together (llama.cpp's "slots"): one
-// thread owns the model; each round it admits waiting requests up to the slot count,
-// samples one token for every active request and computes all their next logits in one
-// batched forward (decode_round). A request alone decodes exactly as the CLI does.
+// thread owns the model and a BatchDecoder; each round it admits waiting requests up to
+// the slot count, samples one token for every active request and computes all their next
+// logits in one batched forward over the preallocated cache. A request alone decodes
+// exactly as the CLI does.
 #pragma once
 #include <atomic>
 #include <chrono>

@@ -13,7 +13,43 @@ namespace imagine {
 LogitHook watermark_hook(const OutputWriter& w) {
   const TokenWatermark* wm = w.token_watermark();
   if (!wm) return nullptr;
-  return [wm](std::vector<float>& logits, const std::vector<int64_t>& t) { wm->bias(logits, t); };
+  // One cache per hook, i.e. per generation (a hook is made for each request).
+  auto cache = std::make_shared<TokenWatermark::Cache>();
+  return [wm, cache](std::vector<float>& logits, const std::vector<int64_t>& t) {
+    wm->bias(logits, t, cache.get());
+  };
+}
+
+CheckRecord CheckRecord::combine(const std::vector<CheckRecord>& each) {
+  nlohmann::json c = nlohmann::json::array(), a = nlohmann::json::array();
+  for (const CheckRecord& r : each) {
+    if (!r.copy_check.is_null()) c.push_back(r.copy_check);
+    if (!r.attribution.is_null()) a.push_back(r.attribution);
+  }
+  CheckRecord out;
+  if (!c.empty()) out.copy_check = c;
+  if (!a.empty()) out.attribution = a;
+  return out;
+}
+
+Song notes_from(const Song& song, double t) {
+  Song out = song;
+  out.notes.clear();
+  for (const Note& n : song.notes)
+    if (n.start >= t - 1e-9) out.notes.push_back(n);
+  return out;
+}
+
+MusicResult generate_music_checked(MusicModel& m, const Song& primer, MusicRequest& req, uint64_t seed,
+                                   const CopyCheck& c, CheckRecord* rec) {
+  const double primer_end = primer.notes.empty() ? 0.0 : primer.duration();
+  return make_checked<MusicResult>(
+      c, rec,
+      [&](int attempt) {
+        req.seed = retry_seed(seed, attempt);
+        return generate_music(m, primer, req);
+      },
+      [&](const MusicResult& x) { return c.auditor->audit_song(notes_from(x.song, primer_end)); });
 }
 
 GenerationRecord text_record(const ModelRecord& model, const TextRequest& req, uint64_t seed, int64_t count,

@@ -3,6 +3,7 @@
 // held back inside a UTF-8 character.
 #include <gtest/gtest.h>
 
+#include "core/error.h"
 #include "core/utf8.h"
 #include "generate/token_generate.h"
 
@@ -39,25 +40,62 @@ TEST(Decode, SlotsDecodedTogetherMatchEachDecodedAlone) {
       EXPECT_EQ(alone.back().size(), 30u);
     }
     std::vector<std::unique_ptr<imagine::DecodeSlot>> slots;
-    std::vector<imagine::DecodeSlot*> ptrs;
+    imagine::BatchDecoder decoder(gpt, torch::kCPU, 3);
     for (size_t i = 0; i < prompts.size(); i++) {
       imagine::TokenSampling o = opt;
       o.max_tokens = 30 - static_cast<int64_t>(i) * 7;  // they finish at different rounds
       slots.push_back(std::make_unique<imagine::DecodeSlot>(prompts[i], o, imagine::Rng(50 + i), nullptr));
-      imagine::prefill(gpt, torch::kCPU, *slots.back());
-      ptrs.push_back(slots.back().get());
+      decoder.add(*slots.back());
     }
+    EXPECT_TRUE(decoder.full());
     int rounds = 0;
-    while (std::any_of(ptrs.begin(), ptrs.end(), [](auto* s) { return !s->done; })) {
-      imagine::decode_round(gpt, torch::kCPU, ptrs);
+    while (decoder.live() > 0) {
+      decoder.round();
       rounds++;
     }
     EXPECT_EQ(rounds, 30);
     for (size_t i = 0; i < prompts.size(); i++) {
       const std::vector<int64_t> want(alone[i].begin(), alone[i].begin() + (30 - static_cast<long>(i) * 7));
       EXPECT_EQ(slots[i]->out, want) << "slot " << i << " at temperature " << temperature;
+      EXPECT_TRUE(slots[i]->done);
     }
   }
+}
+
+// Slots come and go as requests do: one joins while others run, one is taken out early
+// (a cancelled request; the last row moves into its place) and a new one takes the freed
+// row. Each still gives exactly what it gives alone.
+TEST(Decode, SlotsJoiningAndLeavingKeepTheirSequences) {
+  torch::set_num_threads(1);
+  auto gpt = tiny_gpt();
+  imagine::TokenSampling opt;
+  opt.max_tokens = 20;
+  opt.sampling.temperature = 0.9;
+  auto alone = [&](const std::vector<int64_t>& prompt, uint64_t seed) {
+    imagine::Rng rng(seed);
+    return imagine::sample_continuation(gpt, torch::kCPU, prompt, opt, rng, nullptr);
+  };
+  imagine::DecodeSlot a({1, 2}, opt, imagine::Rng(7), nullptr), b({3}, opt, imagine::Rng(8), nullptr),
+      c({4, 5, 6}, opt, imagine::Rng(9), nullptr), d({7}, opt, imagine::Rng(10), nullptr);
+  imagine::BatchDecoder decoder(gpt, torch::kCPU, 3);
+  decoder.add(a);
+  decoder.add(b);
+  for (int i = 0; i < 4; i++) decoder.round();
+  decoder.add(c);  // row 2
+  EXPECT_THROW(decoder.add(d), imagine::Error) << "every row is taken";
+  for (int i = 0; i < 3; i++) decoder.round();
+  decoder.remove(a);  // row 0 frees; c moves into it
+  EXPECT_EQ(a.row, -1);
+  EXPECT_EQ(c.row, 0);
+  EXPECT_FALSE(a.done);
+  decoder.remove(a);  // not live any more: nothing happens
+  decoder.add(d);
+  while (decoder.live() > 0) decoder.round();
+  const auto want_a = alone({1, 2}, 7);
+  EXPECT_EQ(a.out, std::vector<int64_t>(want_a.begin(), want_a.begin() + 7));
+  EXPECT_EQ(b.out, alone({3}, 8));
+  EXPECT_EQ(c.out, alone({4, 5, 6}, 9));
+  EXPECT_EQ(d.out, alone({7}, 10));
 }
 
 TEST(Decode, OnTokenFalseStopsOnlyItsSlot) {
@@ -67,15 +105,17 @@ TEST(Decode, OnTokenFalseStopsOnlyItsSlot) {
   int seen = 0;
   imagine::DecodeSlot a({1, 2}, opt, imagine::Rng(1), [&](int64_t) { return ++seen < 3; });
   imagine::DecodeSlot b({3}, opt, imagine::Rng(2), nullptr);
-  imagine::prefill(gpt, torch::kCPU, a);
-  imagine::prefill(gpt, torch::kCPU, b);
-  while (!a.done || !b.done) imagine::decode_round(gpt, torch::kCPU, {&a, &b});
+  imagine::BatchDecoder decoder(gpt, torch::kCPU, 2);
+  decoder.add(a);
+  decoder.add(b);
+  while (decoder.live() > 0) decoder.round();
   EXPECT_EQ(a.out.size(), 3u);
   EXPECT_EQ(b.out.size(), 10u);
   opt.max_tokens = 0;
   imagine::DecodeSlot none({1}, opt, imagine::Rng(3), nullptr);
-  imagine::prefill(gpt, torch::kCPU, none);
+  decoder.add(none);
   EXPECT_TRUE(none.done);
+  EXPECT_EQ(decoder.live(), 0u) << "a slot with nothing to do takes no row";
 }
 
 TEST(Utf8, UnfinishedTailHoldsOnlyIncompleteCharacters) {

@@ -42,7 +42,9 @@ GPT make_model(const GPTConfig& c, uint64_t seed = 1) {
   return m;
 }
 
-torch::Tensor random_tokens(int64_t B, int64_t T, int64_t vocab) { return torch::randint(vocab, {B, T}, torch::kLong); }
+torch::Tensor random_tokens(int64_t B, int64_t T, int64_t vocab) {
+  return torch::randint(vocab, {B, T}, torch::kLong);
+}
 
 class GptTest : public ::testing::Test {
  protected:
@@ -81,12 +83,12 @@ TEST_F(GptTest, ParameterCountMatchesArchitecture) {
     auto m = make_model(c);
     const int64_t C = c.n_embd, V = c.vocab_size, B = c.block_size;
     const int64_t b = bias ? 1 : 0;
-    const int64_t per_layer = (C + b * C)                       // ln_1
-                              + (3 * C * C + b * 3 * C)         // c_attn
-                              + (C * C + b * C)                 // attn.c_proj
-                              + (C + b * C)                     // ln_2
-                              + (4 * C * C + b * 4 * C)         // c_fc
-                              + (4 * C * C + b * C);            // mlp.c_proj
+    const int64_t per_layer = (C + b * C)                // ln_1
+                              + (3 * C * C + b * 3 * C)  // c_attn
+                              + (C * C + b * C)          // attn.c_proj
+                              + (C + b * C)              // ln_2
+                              + (4 * C * C + b * 4 * C)  // c_fc
+                              + (4 * C * C + b * C);     // mlp.c_proj
     const int64_t total = V * C + B * C + c.n_layer * per_layer + (C + b * C);
     EXPECT_EQ(m->num_parameters(false), total) << "bias=" << bias;
     EXPECT_EQ(m->num_parameters(true), total - B * C) << "bias=" << bias;
@@ -102,7 +104,8 @@ TEST_F(GptTest, CausalityLaterTokensNeverChangeEarlierLogits) {
   auto base = m->forward(idx);
   for (int64_t t : {0, 1, 5, 9, 15}) {
     auto changed = idx.clone();
-    changed.index_put_({torch::indexing::Slice(), t}, (idx.index({torch::indexing::Slice(), t}) + 7) % c.vocab_size);
+    changed.index_put_({torch::indexing::Slice(), t},
+                       (idx.index({torch::indexing::Slice(), t}) + 7) % c.vocab_size);
     auto out = m->forward(changed);
     if (t > 0) {
       auto before = base.slice(1, 0, t), after = out.slice(1, 0, t);
@@ -129,7 +132,8 @@ TEST_F(GptTest, KvCacheOneTokenAtATimeEqualsFullRecomputation) {
     ASSERT_EQ(step.size(1), 1);
     EXPECT_EQ(cache[0].length(), t + 1);
     EXPECT_TRUE(torch::allclose(step.select(1, 0), full.select(1, t), 1e-5, 1e-5))
-        << "position " << t << " differs by " << (step.select(1, 0) - full.select(1, t)).abs().max().item<double>();
+        << "position " << t << " differs by "
+        << (step.select(1, 0) - full.select(1, t)).abs().max().item<double>();
   }
   for (auto& lc : cache) {
     EXPECT_EQ(lc.k.sizes(), (std::vector<int64_t>{2, c.n_head, c.block_size, c.n_embd / c.n_head}));
@@ -137,57 +141,80 @@ TEST_F(GptTest, KvCacheOneTokenAtATimeEqualsFullRecomputation) {
   }
 }
 
-// Batched decoding (the server's slots): sequences of different lengths, each with its own
-// cache, step together; every row equals that sequence decoded alone, and one row is
-// bit-identical to the single-sequence path.
-TEST_F(GptTest, ForwardRowsDecodesSequencesOfDifferentLengthsTogether) {
+// Batched decoding (the server's slots): sequences of different lengths in one preallocated
+// cache step together; every row equals that sequence decoded alone with its own cache and
+// full recomputation, whether the rows are the cache's first ones (views) or any subset
+// (gathered), and one row alone too.
+TEST_F(GptTest, ForwardStepDecodesSequencesOfDifferentLengthsTogether) {
   auto c = tiny_config();
   auto m = make_model(c, 8);
   torch::NoGradGuard ng;
   torch::manual_seed(3);
-  const std::vector<int64_t> lengths = {1, 5, 11};
-  std::vector<imagine::KVCache> batched, alone;
+  const std::vector<int64_t> lengths = {1, 5, 9};
+  imagine::BatchCache batch = m->new_batch_cache(4);
+  ASSERT_EQ(batch.layers.size(), static_cast<size_t>(c.n_layer));
+  EXPECT_EQ(batch.layers[0].k.sizes(),
+            (std::vector<int64_t>{4, c.n_head, c.block_size, c.n_embd / c.n_head}));
+  std::vector<imagine::KVCache> alone;
   std::vector<std::vector<int64_t>> seqs;
-  for (int64_t len : lengths) {
-    auto idx = random_tokens(1, len, c.vocab_size);
-    seqs.push_back(std::vector<int64_t>(idx.data_ptr<int64_t>(), idx.data_ptr<int64_t>() + len));
-    batched.push_back(m->new_cache());
+  for (size_t b = 0; b < lengths.size(); b++) {
+    auto idx = random_tokens(1, lengths[b], c.vocab_size);
+    seqs.push_back(std::vector<int64_t>(idx.data_ptr<int64_t>(), idx.data_ptr<int64_t>() + lengths[b]));
+    auto first = m->prefill_row(seqs.back(), static_cast<int64_t>(b), batch);
     alone.push_back(m->new_cache());
-    m->forward(idx, &batched.back());
-    m->forward(idx, &alone.back());
+    auto want = m->forward(idx, &alone.back()).index({0, -1});
+    EXPECT_TRUE(torch::allclose(first, want, 1e-5, 1e-5)) << "prefill of row " << b;
   }
-  for (int step = 0; step < 4; step++) {
+  EXPECT_EQ(batch.length, (std::vector<int64_t>{1, 5, 9, 0}));
+  // Steps 0-3 use rows {0, 1, 2} (a prefix), steps 4-5 rows {2, 0} (gathered; row 1 waits).
+  for (int step = 0; step < 6; step++) {
+    const std::vector<int64_t> rows = step < 4 ? std::vector<int64_t>{0, 1, 2} : std::vector<int64_t>{2, 0};
     std::vector<int64_t> next;
-    std::vector<imagine::KVCache*> caches;
-    for (size_t b = 0; b < seqs.size(); b++) {
-      next.push_back((step * 7 + static_cast<int64_t>(b) * 3) % c.vocab_size);
-      caches.push_back(&batched[b]);
+    for (int64_t r : rows) next.push_back((step * 7 + r * 3) % c.vocab_size);
+    auto logits = m->forward_step(next, rows, batch);
+    ASSERT_EQ(logits.sizes(), (std::vector<int64_t>{static_cast<int64_t>(rows.size()), c.vocab_size}));
+    for (size_t i = 0; i < rows.size(); i++) {
+      const auto r = static_cast<size_t>(rows[i]);
+      auto one = m->forward(torch::full({1, 1}, next[i], torch::kLong), &alone[r]).index({0, -1});
+      auto got = logits[static_cast<int64_t>(i)];
+      EXPECT_TRUE(torch::allclose(got, one, 1e-5, 1e-5))
+          << "row " << r << " step " << step << " differs by " << (got - one).abs().max().item<double>();
+      EXPECT_EQ(batch.length[r], alone[r][0].length());
+      seqs[r].push_back(next[i]);
+      auto full = m->forward(torch::tensor(seqs[r], torch::kLong).unsqueeze(0)).index({0, -1});
+      EXPECT_TRUE(torch::allclose(got, full, 1e-5, 1e-5)) << "row " << r << " step " << step;
     }
-    auto rows = m->forward_rows(next, caches);
-    ASSERT_EQ(rows.sizes(), (std::vector<int64_t>{3, c.vocab_size}));
-    for (size_t b = 0; b < seqs.size(); b++) {
-      auto one = m->forward(torch::full({1, 1}, next[b], torch::kLong), &alone[b]).index({0, -1});
-      EXPECT_TRUE(torch::allclose(rows[static_cast<int64_t>(b)], one, 1e-5, 1e-5))
-          << "row " << b << " step " << step << " differs by " << (rows[static_cast<int64_t>(b)] - one).abs().max().item<double>();
-      EXPECT_EQ(batched[b][0].length(), alone[b][0].length());
-      seqs[b].push_back(next[b]);
-    }
-    // Every row also equals full recomputation of its sequence.
-    auto full = m->forward(torch::tensor(seqs[2], torch::kLong).unsqueeze(0)).index({0, -1});
-    EXPECT_TRUE(torch::allclose(rows[2], full, 1e-5, 1e-5));
   }
-  auto single = m->new_cache(), reference = m->new_cache();
-  m->forward(torch::tensor(seqs[0], torch::kLong).unsqueeze(0), &single);
+  EXPECT_EQ(batch.length, (std::vector<int64_t>{7, 9, 15, 0}));
+  // A sequence moved to another row carries on identically (the decoder compacts its rows).
+  batch.move(2, 3);
+  EXPECT_EQ(batch.length, (std::vector<int64_t>{7, 9, 0, 15}));
+  {
+    auto got = m->forward_step({5}, {3}, batch)[0];
+    auto one = m->forward(torch::full({1, 1}, 5, torch::kLong), &alone[2]).index({0, -1});
+    EXPECT_TRUE(torch::allclose(got, one, 1e-5, 1e-5))
+        << "differs by " << (got - one).abs().max().item<double>();
+  }
+  // One row alone gives what the single-sequence path gives (up to rounding: the step
+  // multiplies by transposed weight copies).
+  auto single = m->new_batch_cache(1);
+  auto reference = m->new_cache();
+  single.length[0] = 3;  // what the row held before is replaced
+  m->prefill_row(seqs[0], 0, single);
+  EXPECT_EQ(single.length[0], static_cast<int64_t>(seqs[0].size()));
   m->forward(torch::tensor(seqs[0], torch::kLong).unsqueeze(0), &reference);
-  auto a = m->forward_rows({4}, {&single});
+  auto a = m->forward_step({4}, {0}, single);
   auto b = m->forward(torch::full({1, 1}, 4, torch::kLong), &reference).index({0, -1});
-  EXPECT_TRUE(torch::equal(a[0], b)) << "one row is the single-sequence path itself";
-  // A full cache is refused rather than read past the position table.
-  auto fullc = m->new_cache();
-  m->forward(random_tokens(1, c.block_size, c.vocab_size), &fullc);
-  auto other = m->new_cache();
-  m->forward(random_tokens(1, 2, c.vocab_size), &other);
-  EXPECT_THROW(m->forward_rows({1, 2}, {&fullc, &other}), imagine::Error);
+  EXPECT_TRUE(torch::allclose(a[0], b, 1e-5, 1e-5)) << "differs by " << (a[0] - b).abs().max().item<double>();
+  // A full row is refused rather than read past the position table, and so is a row the
+  // cache does not have.
+  m->prefill_row(std::vector<int64_t>(static_cast<size_t>(c.block_size), 1), 0, single);
+  EXPECT_THROW(m->forward_step({1}, {0}, single), imagine::Error);
+  EXPECT_THROW(m->prefill_row(std::vector<int64_t>(static_cast<size_t>(c.block_size) + 1, 1), 0, single),
+               imagine::Error);
+  EXPECT_THROW(m->prefill_row({}, 0, single), imagine::Error);
+  EXPECT_THROW(m->forward_step({1}, {1}, single), imagine::Error);
+  EXPECT_THROW(m->forward_step({1, 2}, {0}, single), imagine::Error);
 }
 
 TEST_F(GptTest, KvCachePromptThenChunksEqualsFullRecomputation) {
@@ -205,7 +232,8 @@ TEST_F(GptTest, KvCachePromptThenChunksEqualsFullRecomputation) {
     auto out = m->forward(idx.slice(1, a, b), &cache);
     ASSERT_EQ(out.size(1), b - a);
     EXPECT_TRUE(torch::allclose(out, full.slice(1, a, b), 1e-5, 1e-5))
-        << "chunk [" << a << ", " << b << ") differs by " << (out - full.slice(1, a, b)).abs().max().item<double>();
+        << "chunk [" << a << ", " << b << ") differs by "
+        << (out - full.slice(1, a, b)).abs().max().item<double>();
   }
   EXPECT_EQ(cache.back().length(), c.block_size);
 }
@@ -385,7 +413,8 @@ TEST(CompatAttention, MatchesHandWrittenMaskedSoftmax) {
   };
   for (auto cs : {Case{7, 7, true}, Case{7, 7, false}, Case{1, 9, true}, Case{3, 9, true}, Case{5, 6, true},
                   Case{1, 1, true}, Case{4, 10, false}}) {
-    auto q = torch::randn({2, 3, cs.tq, 8}), k = torch::randn({2, 3, cs.tk, 8}), v = torch::randn({2, 3, cs.tk, 8});
+    auto q = torch::randn({2, 3, cs.tq, 8}), k = torch::randn({2, 3, cs.tk, 8}),
+         v = torch::randn({2, 3, cs.tk, 8});
     auto got = imagine::compat::attention(q, k, v, cs.causal, 0.0, false);
     auto want = reference_attention(q, k, v, cs.causal);
     ASSERT_EQ(got.sizes(), want.sizes());

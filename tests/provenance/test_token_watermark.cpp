@@ -86,6 +86,34 @@ TEST_P(KgwScheme, MarkedStreamDetectedUnmarkedNot) {
   EXPECT_LT(other.detect(marked).z, 4.0);
 }
 
+// The per-generation cache only saves hashing: every biased logit equals the uncached
+// computation, over a stream long enough to pass the cache's bound many times, with
+// repeated context tokens and logits far below the best (which are never biased).
+TEST_P(KgwScheme, CachedBiasEqualsUncached) {
+  TokenWatermarkParams p;
+  p.context = GetParam();
+  TokenWatermark wm(kKey, p);
+  TokenWatermark::Cache cache;
+  Rng rng(9);
+  const int vocab = 300;
+  std::vector<int64_t> t = {7, 7, 7};
+  int64_t biased = 0;
+  for (int step = 0; step < 600; step++) {
+    std::vector<float> logits(vocab);
+    for (auto& l : logits) l = float(rng.uniform() * 8.0 - 4.0);
+    logits[size_t(step % vocab)] = -100.0f;  // below the floor: left alone
+    std::vector<float> plain = logits, cached = logits;
+    wm.bias(plain, t);
+    wm.bias(cached, t, &cache);
+    ASSERT_EQ(plain, cached) << "step " << step;
+    for (int v = 0; v < vocab; v++) biased += plain[size_t(v)] != logits[size_t(v)];
+    EXPECT_EQ(plain[size_t(step % vocab)], -100.0f);
+    t.push_back(step < 300 ? int64_t(rng.uniform() * vocab) : int64_t(step % 5));
+  }
+  // About gamma of the candidates are green once there is context.
+  EXPECT_NEAR(double(biased) / (600.0 * vocab), p.gamma, 0.02);
+}
+
 INSTANTIATE_TEST_SUITE_P(Contexts, KgwScheme, ::testing::Values(1, 4));
 
 TEST(Kgw, NullDistributionIsStandardNormal) {

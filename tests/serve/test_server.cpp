@@ -16,6 +16,7 @@
 #include "../support/shared_models.h"
 #include "../support/temp_dir.h"
 #include "core/utf8.h"
+#include "music/midi.h"
 #include "provenance/envelope.h"
 
 namespace fs = std::filesystem;
@@ -220,6 +221,103 @@ TEST_F(Serve, TextMatchesTheCliByteForByte) {
   EXPECT_EQ(j["samples"][0]["text"].get<std::string>(), written.substr(6, written.size() - 7));
   EXPECT_EQ(j["manifest"]["watermark"]["applied"], true);
   EXPECT_EQ(j["manifest"]["created"], "2023-11-14T22:13:20Z") << "SOURCE_DATE_EPOCH fixes the time";
+}
+
+// reject_copies and attribution do what --reject-copies and --provenance full do on the CLI:
+// the same file and manifest for the same request, the check in the answer too; images and
+// music carry theirs; a stream cannot be held back for the audit (400).
+TEST_F(Serve, CopyChecksAsOnTheCli) {
+  auto r = post("/api/generate/text", {{"model", "tiny"},
+                                       {"prompt", "ROMEO:"},
+                                       {"max_tokens", 40},
+                                       {"seed", 11},
+                                       {"top_k", 5},
+                                       {"reject_copies", true},
+                                       {"reject_copies_tries", 2}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json j = body_json(r);
+  const json& sample = j["samples"][0];
+  ASSERT_TRUE(sample.contains("copy_check")) << r.body;
+  EXPECT_TRUE(sample["copy_check"]["result"] == "passed" || sample["copy_check"]["result"] == "flagged");
+  EXPECT_EQ(j["manifest"]["copy_check"], sample["copy_check"]);
+  EXPECT_EQ(j["manifest"]["generation"]["seeds_used"][0], sample["seed"]);
+  const std::string file = g_tmp + "/cli-checked.txt";
+  const std::string written = cli_output({"generate",
+                                          "text",
+                                          "--model",
+                                          models_ + "/tiny",
+                                          "--prompt",
+                                          "ROMEO:",
+                                          "--max-tokens",
+                                          "40",
+                                          "--seed",
+                                          "11",
+                                          "--top-k",
+                                          "5",
+                                          "--reject-copies",
+                                          "--reject-copies-tries",
+                                          "2",
+                                          "--out",
+                                          file,
+                                          "--quiet",
+                                          "--threads",
+                                          "1"},
+                                         file);
+  ASSERT_FALSE(written.empty());
+  EXPECT_EQ(j["file"].get<std::string>(), written);
+  EXPECT_EQ(j["manifest"].dump(2) + "\n", slurp(file + ".provenance.json"));
+
+  auto a =
+      post("/api/generate/text",
+           {{"model", "tiny"}, {"prompt", "ROMEO:"}, {"max_tokens", 30}, {"seed", 3}, {"attribution", true}});
+  ASSERT_EQ(a.status, 200) << a.body;
+  const json attr = body_json(a)["samples"][0]["attribution"];
+  EXPECT_TRUE(attr.contains("summary") && attr.contains("flagged") && attr.contains("audit")) << a.body;
+  EXPECT_TRUE(body_json(a)["manifest"]["attribution"].is_null())
+      << "the manifest keeps the server's --provenance level (minimal here): attribution in the answer only";
+  EXPECT_TRUE(is_json_error(
+      post("/api/generate/text", {{"model", "tiny"}, {"stream", true}, {"reject_copies", true}}), 400));
+  EXPECT_TRUE(
+      is_json_error(post("/api/generate/text", {{"model", "tiny"}, {"reject_copies_tries", 0}}), 400));
+
+  auto img =
+      post("/api/generate/image",
+           {{"model", "vae"}, {"count", 2}, {"seed", 4}, {"reject_copies", true}, {"attribution", true}});
+  ASSERT_EQ(img.status, 200) << img.body.substr(0, 300);
+  for (const json& one : body_json(img)["images"]) {
+    EXPECT_TRUE(one.contains("copy_check") && one.contains("attribution")) << one.dump().substr(0, 300);
+    EXPECT_EQ(one["manifest"]["copy_check"], one["copy_check"]);
+  }
+  // At --provenance full the server attributes every output, and the manifest holds it, as
+  // `generate text --provenance full` writes it.
+  ServerProc full;
+  ASSERT_TRUE(full.start({"--models", models_, "--provenance", "full", "--threads", "1"}, "full"))
+      << full.log;
+  auto f = http(
+      full.port, "POST", "/api/generate/text",
+      json{{"model", "tiny"}, {"prompt", "ROMEO:"}, {"max_tokens", 30}, {"seed", 3}, {"top_k", 5}}.dump());
+  ASSERT_EQ(f.status, 200) << f.body;
+  const json fj = body_json(f);
+  EXPECT_FALSE(fj["manifest"]["attribution"].is_null()) << f.body.substr(0, 400);
+  const std::string full_file = g_tmp + "/cli-full.txt";
+  const std::string full_written = cli_output(
+      {"generate", "text", "--model", models_ + "/tiny", "--prompt", "ROMEO:", "--max-tokens", "30", "--seed",
+       "3", "--top-k", "5", "--provenance", "full", "--out", full_file, "--quiet", "--threads", "1"},
+      full_file);
+  EXPECT_EQ(fj["file"].get<std::string>(), full_written);
+  EXPECT_EQ(fj["manifest"].dump(2) + "\n", slurp(full_file + ".provenance.json"));
+  auto oa = http(full.port, "POST", "/v1/completions",
+                 json{{"model", "tiny"}, {"prompt", "ROMEO:"}, {"max_tokens", 20}, {"seed", 3}}.dump());
+  ASSERT_EQ(oa.status, 200) << oa.body;
+  EXPECT_FALSE(body_json(oa)["provenance"]["attribution"].is_null()) << "the OpenAI answers' manifest too";
+
+  auto music =
+      post("/api/generate/music",
+           {{"model", "bach"}, {"seconds", 4}, {"seed", 5}, {"reject_copies", true}, {"wav", false}});
+  ASSERT_EQ(music.status, 200) << music.body.substr(0, 300);
+  const json mj = body_json(music);
+  ASSERT_TRUE(mj.contains("copy_check")) << music.body.substr(0, 300);
+  EXPECT_EQ(mj["midi"]["manifest"]["copy_check"], mj["copy_check"]);
 }
 
 TEST_F(Serve, StreamsTextAsServerSentEvents) {
@@ -451,6 +549,48 @@ TEST_F(Serve, FullQueueAnswers503WithRetryAfter) {
   EXPECT_GE(ok, 1);
   EXPECT_GE(busy, 1) << "one slot and no queue: concurrent requests beyond it are refused";
   EXPECT_EQ(ok + busy, 4);
+}
+
+// A request that would run far past --timeout ends there, with what it made so far: text
+// with stop reason "timeout", music as a piece that ends early (valid MIDI). Text asks for
+// 200000 tokens and music for an hour: minutes of work, cut after one second.
+TEST_F(Serve, LongRequestsStopAtTheTimeout) {
+  ServerProc quick;
+  ASSERT_TRUE(quick.start({"--models", models_, "--timeout", "1", "--max-tokens", "1000000",
+                           "--max-music-seconds", "3600", "--threads", "1"},
+                          "quick"))
+      << quick.log;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto text = http(quick.port, "POST", "/api/generate/text",
+                   json{{"model", "tiny"}, {"max_tokens", 200000}, {"seed", 1}}.dump(), {}, 120);
+  const double text_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_EQ(text.status, 200) << text.body;
+  const json t = body_json(text)["samples"][0];
+  EXPECT_EQ(t["stop_reason"], "timeout") << text.body.substr(0, 300);
+  EXPECT_GT(t["tokens"].get<int64_t>(), 0);
+  EXPECT_LT(t["tokens"].get<int64_t>(), 200000);
+  EXPECT_LT(text_s, 60) << "cut at the timeout, not run to the end";
+  const auto t1 = std::chrono::steady_clock::now();
+  auto music = http(quick.port, "POST", "/api/generate/music",
+                    json{{"model", "bach"},
+                         {"seconds", 3600},
+                         {"max_tokens", 1000000},
+                         {"seed", 2},
+                         {"wav", false},
+                         {"roll", false}}
+                        .dump(),
+                    {}, 120);
+  const double music_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+  ASSERT_EQ(music.status, 200) << music.body;
+  const json m = body_json(music);
+  EXPECT_EQ(m["stop_reason"], "timeout") << music.body.substr(0, 300);
+  EXPECT_LT(m["seconds"].get<double>(), 3600);
+  EXPECT_LT(music_s, 60);
+  std::string midi;
+  ASSERT_TRUE(imagine::base64_decode(m["midi"]["base64"].get<std::string>(), midi));
+  const imagine::Song song = imagine::parse_midi(midi, "the answer");  // throws when not valid MIDI
+  EXPECT_GT(song.notes.size(), 0u) << "the piece cut short keeps its notes";
+  EXPECT_EQ(http(quick.port, "GET", "/health").status, 200);
 }
 
 TEST_F(Serve, ApiKeyIsRequiredWhenSet) {
