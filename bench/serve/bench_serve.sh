@@ -48,7 +48,8 @@ echo "$DEC"
 DEC_LARGE=$("$DECODE" "$M/text-large" 128 2)
 echo "$DEC_LARGE"
 
-OUT="$ROOT/bench/results/serve-$(date +%F).md"
+TAG=$(grep -q -w avx512_bf16 /proc/cpuinfo && echo avx512bf16 || echo avx2)
+OUT="$ROOT/bench/results/serve-$(date +%F)-$TAG.md"
 {
   echo "# imagine serve: batched decoding and mixed load ($(date +%F))"
   echo
