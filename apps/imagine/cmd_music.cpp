@@ -28,7 +28,7 @@ namespace {
 OptionTable& sampling(OptionTable& t) {
   SamplingParams d;
   t.text("model", "", "model directory written by `imagine train music`", "DIR")
-      .real("seconds", 30, 0, 3600, "stop once the piece is this long (0 = until the model ends it)")
+      .real("seconds", 30, 0, 3600, "length of the piece: the model's end marker waits for it (0 = until the model ends it)")
       .integer("max-tokens", 4096, 1, 1e7, "new events at most")
       .real("temperature", 1.0, 0.0, 100.0, "softmax temperature; 0 = greedy")
       .integer("top-k", 0, 0, 1e9, "keep the k most likely events (0 = off)")

@@ -64,11 +64,13 @@ MusicResult generate_music(MusicModel& m, const Song& primer, const MusicRequest
   if (req.max_note_seconds > 0)
     grammar.set_note_cap(
         std::max<int64_t>(1, static_cast<int64_t>(req.max_note_seconds / m.vocab.step_seconds + 1e-9)));
-  // A piece or continuation without a single new note is no answer: EOS waits for one.
   const int64_t primer_onsets = grammar.onsets();
   opt.logit_hook = [&](std::vector<float>& logits, const std::vector<int64_t>& tokens) {
     grammar.mask(logits);
-    if (grammar.onsets() == primer_onsets && m.vocab.eos() < static_cast<int>(logits.size()))
+    // A piece without a single new note is no answer, and one asked to last `seconds` lasts
+    // them: EOS waits for both (max_tokens still bounds the piece).
+    const bool too_short = req.seconds > 0 && steps < limit_steps;
+    if ((grammar.onsets() == primer_onsets || too_short) && m.vocab.eos() < static_cast<int>(logits.size()))
       logits[m.vocab.eos()] = -std::numeric_limits<float>::infinity();
     if (req.logit_hook) req.logit_hook(logits, tokens);
   };

@@ -12,7 +12,7 @@
 namespace imagine {
 
 struct MusicRequest {
-  double seconds = 30;        // stop once the piece is this long (0 = no limit)
+  double seconds = 30;        // the piece lasts this long: EOS waits for it (0 = no limit)
   int64_t max_tokens = 4096;  // and at most this many new events
   SamplingParams sampling;
   uint64_t seed = 0;

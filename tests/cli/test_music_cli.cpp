@@ -5,24 +5,29 @@
 
 #include <cmath>
 #include <filesystem>
-
 #include <nlohmann/json.hpp>
-
-#include "core/files.h"
-#include "image/image.h"
-#include "music/midi.h"
-#include "provenance/carriers.h"
 
 #include "../support/metrics.h"
 #include "../support/run_cli.h"
 #include "../support/temp_dir.h"
+#include "core/files.h"
+#include "image/image.h"
+#include "music/midi.h"
+#include "provenance/carriers.h"
 
 namespace fs = std::filesystem;
 using namespace imagine::testing;
 
 namespace {
 
-const std::string kChorales = std::string(IMAGINE_SOURCE_DIR) + "/../shared/data/jsb-chorales/jsb-chorales-16th.json";
+const std::string kChorales =
+    std::string(IMAGINE_SOURCE_DIR) + "/../shared/data/jsb-chorales/jsb-chorales-16th.json";
+
+int count_of(const std::string& text, const std::string& what) {
+  int n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) n++;
+  return n;
+}
 
 class MusicCli : public ::testing::Test {
  protected:
@@ -30,8 +35,8 @@ class MusicCli : public ::testing::Test {
     g_tmp = make_temp_dir("imagine_music_cli_");
     ASSERT_FALSE(g_tmp.empty());
     model_ = g_tmp + "/chorales";
-    const std::vector<std::string> args = {"train", "music", "--data", kChorales, "--out", model_, "--preset", "tiny",
-                                           "--threads", "1", "--quiet"};
+    const std::vector<std::string> args = {"train",    "music", "--data",    kChorales, "--out",  model_,
+                                           "--preset", "tiny",  "--threads", "1",       "--quiet"};
     auto r = run_imagine(args, 600);
     trained_ = r.exited && r.code == 0;
     log_ = describe(args, r);
@@ -64,8 +69,8 @@ TEST_F(MusicCli, ValidationLossFallsOnTheChorales) {
 
 TEST_F(MusicCli, GeneratedMidiReparsesAndRendersToAudibleWav) {
   const std::string mid = g_tmp + "/piece.mid", wav = g_tmp + "/piece.wav";
-  auto r = ok({"generate", "music", "--model", model_, "--out", mid, "--wav", wav, "--seconds", "6", "--seed", "3",
-               "--threads", "1", "--quiet"});
+  auto r = ok({"generate", "music", "--model", model_, "--out", mid, "--wav", wav, "--seconds", "6", "--seed",
+               "3", "--threads", "1", "--quiet"});
   auto song = imagine::read_midi(mid);
   EXPECT_GT(song.notes.size(), 0u) << r.out;
   EXPECT_LE(song.duration(), 6.5);
@@ -73,7 +78,8 @@ TEST_F(MusicCli, GeneratedMidiReparsesAndRendersToAudibleWav) {
   ok({"generate", "music", "--model", model_, "--out", g_tmp + "/again.mid", "--seconds", "6", "--seed", "3",
       "--threads", "1", "--quiet"});
   // Same bytes but the manifest's creation time.
-  auto a = imagine::split_midi_manifest(slurp(mid), "a"), b = imagine::split_midi_manifest(slurp(g_tmp + "/again.mid"), "b");
+  auto a = imagine::split_midi_manifest(slurp(mid), "a"),
+       b = imagine::split_midi_manifest(slurp(g_tmp + "/again.mid"), "b");
   EXPECT_EQ(a.first, b.first);
   auto ma = nlohmann::json::parse(a.second), mb = nlohmann::json::parse(b.second);
   ma.erase("created");
@@ -99,8 +105,8 @@ TEST_F(MusicCli, GeneratedNotesAreCutToTheLengthCap) {
   EXPECT_LT(p99, 10.0);
   for (const std::string cap : {"0.5", "-1"}) {
     const std::string mid = g_tmp + "/capped" + cap + ".mid";
-    ok({"generate", "music", "--model", model_, "--out", mid, "--seconds", "10", "--seed", "5", "--max-note-seconds", cap,
-        "--threads", "1", "--quiet"});
+    ok({"generate", "music", "--model", model_, "--out", mid, "--seconds", "10", "--seed", "5",
+        "--max-note-seconds", cap, "--threads", "1", "--quiet"});
     const double limit = cap == "-1" ? p99 : 0.5;
     for (auto& n : imagine::read_midi(mid).notes) EXPECT_LE(n.end - n.start, limit + 0.01) << "cap " << cap;
   }
@@ -110,8 +116,8 @@ TEST_F(MusicCli, ContinueKeepsThePrimerAndRecordsSeeds) {
   ok({"export", "music", "--data", kChorales, "--out", g_tmp + "/primers", "--count", "1", "--quiet"});
   const std::string primer = g_tmp + "/primers/test-0.mid";
   ASSERT_TRUE(fs::exists(primer));
-  auto r = ok({"continue", "music", "--model", model_, "--primer", primer, "--primer-seconds", "4", "--count", "2",
-               "--seconds", "4", "--seed", "10", "--out", g_tmp + "/cont", "--threads", "1", "--quiet"});
+  auto r = ok({"continue", "music", "--model", model_, "--primer", primer, "--primer-seconds", "4", "--count",
+               "2", "--seconds", "4", "--seed", "10", "--out", g_tmp + "/cont", "--threads", "1", "--quiet"});
   for (int s : {10, 11}) {
     const std::string path = g_tmp + "/cont/continuation-s" + std::to_string(s) + ".mid";
     ASSERT_TRUE(fs::exists(path)) << r.out;
@@ -130,12 +136,17 @@ TEST_F(MusicCli, ContinueKeepsThePrimerAndRecordsSeeds) {
     }
     EXPECT_GT(expected, 0);
     EXPECT_EQ(kept, expected);
-    EXPECT_GT(song.duration(), 4.0);
+    // The new part runs to the requested 4 s (the end marker waits; the last events may be
+    // a rest, so the notes can end sooner) and not beyond.
+    EXPECT_LE(song.duration(), 8.0 + 1e-9) << r.out;
   }
+  EXPECT_EQ(count_of(r.out, "events (seconds)"), 2)
+      << "both continuations stop at the length asked for: " << r.out;
 }
 
 TEST_F(MusicCli, RenderRollEvalAndInfo) {
-  ok({"export", "music", "--data", kChorales, "--out", g_tmp + "/ex", "--split", "train", "--count", "1", "--quiet"});
+  ok({"export", "music", "--data", kChorales, "--out", g_tmp + "/ex", "--split", "train", "--count", "1",
+      "--quiet"});
   const std::string mid = g_tmp + "/ex/train-0.mid";
   auto r = ok({"render", "music", mid, "--wav", g_tmp + "/r.wav"});
   EXPECT_NE(r.out.find("real time"), std::string::npos) << r.out;
@@ -154,7 +165,8 @@ TEST_F(MusicCli, RenderRollEvalAndInfo) {
 
 TEST_F(MusicCli, TrainsOnTheBundledMidiSongsByDefault) {
   const std::string out = g_tmp + "/openmsx";
-  auto r = ok({"train", "music", "--out", out, "--preset", "tiny", "--steps", "4", "--eval-every", "4", "--threads", "1"});
+  auto r = ok({"train", "music", "--out", out, "--preset", "tiny", "--steps", "4", "--eval-every", "4",
+               "--threads", "1"});
   EXPECT_NE(r.err.find("used 31 file(s)"), std::string::npos) << r.err;
   const auto cfg = nlohmann::json::parse(slurp(out + "/config.json"));
   EXPECT_EQ(cfg["dataset"]["format"], "midi");
@@ -165,13 +177,16 @@ TEST_F(MusicCli, TrainsOnTheBundledMidiSongsByDefault) {
 
 TEST_F(MusicCli, BadInputFailsCleanly) {
   imagine::write_file_atomic(g_tmp + "/bad.mid", std::string("MThd\0\0\0\6\0\1\0\2", 12));
-  expect_clean_failure({"continue", "music", "--model", model_, "--primer", g_tmp + "/bad.mid", "--out", g_tmp + "/c"}, 1);
+  expect_clean_failure(
+      {"continue", "music", "--model", model_, "--primer", g_tmp + "/bad.mid", "--out", g_tmp + "/c"}, 1);
   expect_clean_failure({"render", "music", g_tmp + "/missing.mid", "--wav", g_tmp + "/x.wav"}, 1);
   expect_clean_failure({"roll", "music", g_tmp + "/bad.mid", "--png", g_tmp + "/x.png"}, 1);
   fs::create_directories(g_tmp + "/nomidi");
   imagine::write_file_atomic(g_tmp + "/nomidi/a.mid", "not midi at all");
-  expect_clean_failure({"train", "music", "--data", g_tmp + "/nomidi", "--out", g_tmp + "/m", "--preset", "tiny"}, 1);
-  expect_clean_failure({"generate", "music", "--model", model_, "--out", g_tmp + "/x.mid", "--temperature", "-1"}, 2);
+  expect_clean_failure(
+      {"train", "music", "--data", g_tmp + "/nomidi", "--out", g_tmp + "/m", "--preset", "tiny"}, 1);
+  expect_clean_failure(
+      {"generate", "music", "--model", model_, "--out", g_tmp + "/x.mid", "--temperature", "-1"}, 2);
   expect_clean_failure({"generate", "music", "--model", g_tmp + "/nomidi", "--out", g_tmp + "/x.mid"}, 1);
 }
 
