@@ -60,11 +60,13 @@ int generate(const Args& args) {
   if (!args.empty() && args[0] == "music") return generate_music(args);
   if (args.empty() || args[0] != "text") {
     if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
-      std::printf("usage: imagine generate text|image|music [options]   (see imagine generate text --help)\n");
+      std::printf(
+          "usage: imagine generate text|image|music [options]   (see imagine generate text --help)\n");
       return 0;
     }
-    throw UsageError(args.empty() ? "missing model family" : "unknown model family '" + args[0] + "' for generate",
-                     "usage: imagine generate text|image|music --model MODEL_DIR ...");
+    throw UsageError(
+        args.empty() ? "missing model family" : "unknown model family '" + args[0] + "' for generate",
+        "usage: imagine generate text|image|music --model MODEL_DIR ...");
   }
   const OptionTable& table = generate_text_table();
   Options o = table.parse(Args(args.begin() + 1, args.end()));
@@ -74,7 +76,8 @@ int generate(const Args& args) {
   }
   if (!o.positional.empty())
     throw UsageError("unexpected argument '" + o.positional[0] + "'", "pass the model with --model DIR");
-  if (o.s("model").empty()) throw UsageError("missing --model", "pass --model MODEL_DIR (see imagine train text)");
+  if (o.s("model").empty())
+    throw UsageError("missing --model", "pass --model MODEL_DIR (see imagine train text)");
   if (o.given("prompt") && o.given("prompt-file"))
     throw UsageError("--prompt and --prompt-file both given", "use one of them");
   const bool quiet = o.b("quiet");
@@ -100,31 +103,54 @@ int generate(const Args& args) {
   const CliCopyCheck check = copy_check(o, o.s("model"));
   const bool stream = !check.reject;
   std::vector<std::string> samples;
-  nlohmann::json checks = nlohmann::json::array(), attribution = nlohmann::json::array(), seeds_used = nlohmann::json::array();
+  nlohmann::json checks = nlohmann::json::array(), attribution = nlohmann::json::array(),
+                 seeds_used = nlohmann::json::array();
   const int64_t count = o.i("count");
+  auto print = [](const std::string& piece) {
+    std::fwrite(piece.data(), 1, piece.size(), stdout);
+    std::fflush(stdout);
+  };
+  // Several samples without --reject-copies decode together in one batch: the first streams,
+  // the others are printed in order when the batch ends.
+  std::vector<TextResult> batch;
+  if (count > 1 && !check.reject) {
+    std::fputs(text_sample_header(0, count, seed).c_str(), stdout);
+    if (!quiet) std::fprintf(stderr, "seed %llu\n", (unsigned long long)seed);
+    print(req.prompt);
+    req.seed = seed;
+    batch = generate_texts(
+        model, req, count,
+        [&](int64_t i, const std::string& piece) {
+          if (i == 0) print(piece);
+        },
+        [] { return interrupt_requested(); });
+  }
   for (int64_t i = 0; i < count; i++) {
     const uint64_t sample_seed = seed + static_cast<uint64_t>(i);
-    std::fputs(text_sample_header(i, count, seed).c_str(), stdout);
-    if (i == 0 && !quiet) {
-      std::fprintf(stderr, "seed %llu\n", (unsigned long long)seed);
-    }
-    if (stream) {
-      std::fputs(req.prompt.c_str(), stdout);
-      std::fflush(stdout);
-    }
     CheckRecord sample_check;
-    TextResult r = make_checked<TextResult>(
-        check, &sample_check,
-        [&](int attempt) {
-          req.seed = retry_seed(sample_seed, attempt);
-          if (!stream) return generate_text(model, req);
-          return generate_text(model, req, [](const std::string& piece) {
-            std::fwrite(piece.data(), 1, piece.size(), stdout);
-            std::fflush(stdout);
-          });
-        },
-        [&](const TextResult& t) { return check.auditor->audit_text(t.text); });
-    if (!stream) std::fputs((req.prompt + r.text).c_str(), stdout);
+    TextResult r;
+    if (!batch.empty()) {
+      r = batch[static_cast<size_t>(i)];
+      if (check.auditor)
+        make_checked<TextResult>(
+            check, &sample_check, [&](int) { return r; },
+            [&](const TextResult& t) { return check.auditor->audit_text(t.text); });
+      if (i > 0) std::fputs((text_sample_header(i, count, seed) + req.prompt + r.text).c_str(), stdout);
+      req.seed = sample_seed;
+    } else {
+      std::fputs(text_sample_header(i, count, seed).c_str(), stdout);
+      if (i == 0 && !quiet) std::fprintf(stderr, "seed %llu\n", (unsigned long long)seed);
+      if (stream) print(req.prompt);
+      r = make_checked<TextResult>(
+          check, &sample_check,
+          [&](int attempt) {
+            req.seed = retry_seed(sample_seed, attempt);
+            if (!stream) return generate_text(model, req);
+            return generate_text(model, req, print);
+          },
+          [&](const TextResult& t) { return check.auditor->audit_text(t.text); });
+      if (!stream) std::fputs((req.prompt + r.text).c_str(), stdout);
+    }
     seeds_used.push_back(req.seed);
     if (!sample_check.copy_check.is_null()) checks.push_back(sample_check.copy_check);
     if (!sample_check.attribution.is_null()) attribution.push_back(sample_check.attribution);
@@ -134,18 +160,19 @@ int generate(const Args& args) {
     samples.push_back(req.prompt + r.text);
     std::fputs("\n", stdout);
     std::fflush(stdout);
-    note(quiet, str("[", r.tokens, " tokens in ", r.seconds, " s, ", r.tokens / (r.seconds > 0 ? r.seconds : 1e-9),
-                    " tokens/s, stop: ", r.stop_reason, "]"));
-    if (interrupt_requested()) break;
+    note(quiet, str("[", r.tokens, " tokens in ", r.seconds, " s, ",
+                    r.tokens / (r.seconds > 0 ? r.seconds : 1e-9), " tokens/s, stop: ", r.stop_reason, "]"));
+    if (batch.empty() && interrupt_requested()) break;
   }
   if (!o.s("out").empty()) {
-    GenerationRecord rec = text_record(model_record(o.s("model"), o.s("checkpoint")), req, seed, count,
-                                       model.tokenizer->kind());
+    GenerationRecord rec =
+        text_record(model_record(o.s("model"), o.s("checkpoint")), req, seed, count, model.tokenizer->kind());
     if (check.reject) rec.settings["seeds_used"] = seeds_used;
     if (!checks.empty()) rec.copy_check = checks.size() == 1 ? checks[0] : checks;
     if (!attribution.empty()) rec.attribution = attribution.size() == 1 ? attribution[0] : attribution;
     writer.write_text(o.s("out"), text_file(samples, seed), rec);
-    note(quiet, "wrote " + o.s("out") + (o.s("provenance") == "none" ? "" : " and " + o.s("out") + ".provenance.json"));
+    note(quiet, "wrote " + o.s("out") +
+                    (o.s("provenance") == "none" ? "" : " and " + o.s("out") + ".provenance.json"));
   }
   return 0;
 }

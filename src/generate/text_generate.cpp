@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
 
 #include "core/error.h"
 #include "core/utf8.h"
@@ -86,6 +87,39 @@ TextResult generate_text(TextModel& model, const TextRequest& req,
   DecodeSlot slot = stream.slot();
   decode(model.gpt, model.device, slot);
   return stream.finish(slot);
+}
+
+std::vector<TextResult> generate_texts(TextModel& model, const TextRequest& req, int64_t count,
+                                       const std::function<void(int64_t, const std::string&)>& on_text,
+                                       const std::function<bool()>& stop) {
+  IMAGINE_CHECK(count >= 1 && count <= 4096, "pass --count between 1 and 4096", "count ", count,
+                " out of range");
+  std::vector<TextRequest> reqs(static_cast<size_t>(count), req);
+  std::vector<std::unique_ptr<TextStream>> streams;
+  std::vector<std::unique_ptr<DecodeSlot>> slots;
+  BatchDecoder decoder(model.gpt, model.device, count);
+  for (int64_t i = 0; i < count; i++) {
+    reqs[static_cast<size_t>(i)].seed = req.seed + static_cast<uint64_t>(i);
+    std::function<void(const std::string&)> piece;
+    if (on_text) piece = [&on_text, i](const std::string& p) { on_text(i, p); };
+    streams.push_back(std::make_unique<TextStream>(model, reqs[static_cast<size_t>(i)], piece));
+    slots.push_back(std::make_unique<DecodeSlot>(streams.back()->slot()));
+    decoder.add(*slots.back());
+  }
+  bool stopped = false;
+  while (decoder.live() > 0) {
+    if (stop && stop()) {
+      stopped = true;
+      break;
+    }
+    decoder.round();
+  }
+  std::vector<TextResult> out;
+  for (int64_t i = 0; i < count; i++) {
+    const DecodeSlot& s = *slots[static_cast<size_t>(i)];
+    out.push_back(streams[static_cast<size_t>(i)]->finish(s, stopped && !s.done ? "interrupted" : ""));
+  }
+  return out;
 }
 
 }  // namespace imagine

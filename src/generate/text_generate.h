@@ -67,4 +67,15 @@ class TextStream {
 TextResult generate_text(TextModel& model, const TextRequest& req,
                          const std::function<void(const std::string&)>& on_text = nullptr);
 
+// `count` samples of one request decoded together in one BatchDecoder (sample i: seed
+// req.seed + i, each its own random stream), so they cost little more than one. Each gives
+// what generate_text gives for its seed, up to float rounding of the batched products (a
+// near tie can sample another token). on_text(i, piece) receives sample i's text as it
+// becomes final, the samples interleaved; `stop()` (optional) is asked after every round
+// and ends the samples not yet done (stop reason "interrupted").
+std::vector<TextResult> generate_texts(
+    TextModel& model, const TextRequest& req, int64_t count,
+    const std::function<void(int64_t, const std::string&)>& on_text = nullptr,
+    const std::function<bool()>& stop = nullptr);
+
 }  // namespace imagine

@@ -13,18 +13,16 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
-#include "core/files.h"
-
 #include "../support/metrics.h"
 #include "../support/run_cli.h"
 #include "../support/temp_dir.h"
+#include "core/files.h"
 
 namespace fs = std::filesystem;
 
@@ -42,8 +40,9 @@ std::string write_text(const std::string& path, const std::string& text) {
 std::string make_corpus(const std::string& path, size_t bytes) {
   const std::string shakes = std::string(IMAGINE_SOURCE_DIR) + "/../shared/data/tinyshakespeare/input.txt";
   if (fs::exists(shakes)) return write_text(path, slurp(shakes).substr(0, bytes));
-  const std::vector<std::string> words = {"the", "king", "and", "queen", "of", "a", "fair", "day", "to", "my",
-                                          "lord", "good", "night", "sweet", "love", "is", "not", "what", "it", "seems"};
+  const std::vector<std::string> words = {"the",  "king", "and", "queen", "of",   "a",     "fair",
+                                          "day",  "to",   "my",  "lord",  "good", "night", "sweet",
+                                          "love", "is",   "not", "what",  "it",   "seems"};
   std::mt19937 gen(5);
   std::string text;
   while (text.size() < bytes) {
@@ -62,8 +61,9 @@ class Cli : public ::testing::Test {
     ASSERT_FALSE(g_tmp.empty());
     corpus_ = make_corpus(g_tmp + "/corpus.txt", 20000);
     model_ = g_tmp + "/model";
-    const std::vector<std::string> args = {"train", "text", "--data", corpus_, "--out", model_, "--preset", "tiny",
-                                           "--steps", "30", "--quiet", "--no-samples", "--threads", "1"};
+    const std::vector<std::string> args = {"train",   "text",         "--data",    corpus_,   "--out",
+                                           model_,    "--preset",     "tiny",      "--steps", "30",
+                                           "--quiet", "--no-samples", "--threads", "1"};
     const auto t0 = std::chrono::steady_clock::now();
     auto r = run_imagine(args, 300);
     train_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -117,11 +117,12 @@ TEST_F(Cli, TrainErrorsAreReportedWithHints) {
   const std::string out = g_tmp + "/never";
   const std::string empty = write_text(g_tmp + "/empty.txt", "");
   // runtime errors: exit 1
-  expect_clean_failure({"train", "text", "--data", g_tmp + "/no/such/file.txt", "--out", out, "--preset", "tiny"}, 1);
+  expect_clean_failure(
+      {"train", "text", "--data", g_tmp + "/no/such/file.txt", "--out", out, "--preset", "tiny"}, 1);
   expect_clean_failure({"train", "text", "--data", empty, "--out", out, "--preset", "tiny"}, 1);
   expect_clean_failure({"train", "text", "--data", corpus_, "--preset", "tiny"}, 1);  // no --out
-  expect_clean_failure({"train", "text", "--data", corpus_, "--out", out, "--preset", "tiny", "--n-embd", "30",
-                        "--n-head", "4"},
+  expect_clean_failure({"train", "text", "--data", corpus_, "--out", out, "--preset", "tiny", "--n-embd",
+                        "30", "--n-head", "4"},
                        1);  // not divisible
   // usage errors: exit 2
   expect_clean_failure({"train", "text", "--data", corpus_, "--out", out, "--steps", "-5"}, 2);
@@ -162,12 +163,30 @@ TEST_F(Cli, GenerateIsReproducibleBySeed) {
   EXPECT_EQ(g1.out, g2.out);
   EXPECT_EQ(g1.err, "");  // --quiet: nothing on stderr
   // the KV cache does not change greedy output (within one context window)
-  auto nk = run_imagine(gen(model_, {"--max-tokens", "20", "--temperature", "0", "--quiet", "--prompt", "KING"}));
-  auto nn = run_imagine(
-      gen(model_, {"--max-tokens", "20", "--temperature", "0", "--quiet", "--prompt", "KING", "--no-kv-cache"}));
+  auto nk =
+      run_imagine(gen(model_, {"--max-tokens", "20", "--temperature", "0", "--quiet", "--prompt", "KING"}));
+  auto nn = run_imagine(gen(
+      model_, {"--max-tokens", "20", "--temperature", "0", "--quiet", "--prompt", "KING", "--no-kv-cache"}));
   ASSERT_EQ(nk.code, 0) << nk.err;
   EXPECT_EQ(nk.out, nn.out);
   EXPECT_EQ(nk.out.rfind("KING", 0), 0u) << nk.out;  // the prompt is echoed first
+}
+
+// --count N decodes the samples together in one batch; each is what its seed gives alone
+// (sample i: seed + i), printed in order under its header, with a stop string too.
+TEST_F(Cli, CountSamplesDecodedTogetherMatchEachSeedAlone) {
+  auto batch = run_imagine(
+      gen(model_, {"--max-tokens", "30", "--seed", "20", "--count", "3", "--stop", "e", "--quiet"}));
+  ASSERT_EQ(batch.code, 0) << batch.err;
+  std::string want;
+  for (int i = 0; i < 3; i++) {
+    auto one = run_imagine(
+        gen(model_, {"--max-tokens", "30", "--seed", std::to_string(20 + i), "--stop", "e", "--quiet"}));
+    ASSERT_EQ(one.code, 0) << one.err;
+    want += (i == 0 ? "" : "\n") + std::string("--- sample ") + std::to_string(i + 1) + " of 3 (seed " +
+            std::to_string(20 + i) + ") ---\n" + one.out;
+  }
+  EXPECT_EQ(batch.out, want);
 }
 
 TEST_F(Cli, StopTruncatesAndOutWritesTheFile) {
@@ -190,7 +209,8 @@ TEST_F(Cli, StopTruncatesAndOutWritesTheFile) {
   auto loud = run_imagine(gen(model_, {"--max-tokens", "40", "--seed", "7", "--stop", stop}));
   EXPECT_TRUE(has(loud.err, "stop: stop")) << loud.err;
   // a stop string that never occurs changes nothing
-  auto never = run_imagine(gen(model_, {"--max-tokens", "40", "--seed", "7", "--quiet", "--stop", "\x01\x02"}));
+  auto never =
+      run_imagine(gen(model_, {"--max-tokens", "40", "--seed", "7", "--quiet", "--stop", "\x01\x02"}));
   EXPECT_EQ(never.out, full.out);
   // --out writes what was printed
   const std::string file = g_tmp + "/sample.txt";
@@ -243,9 +263,11 @@ TEST_F(Cli, InfoAndEval) {
   EXPECT_NEAR(bpb, loss * 2999 / (3000 * std::log(2.0)), 1e-9);
   EXPECT_NEAR(ej.at("perplexity").get<double>(), std::exp(loss), 1e-6 * std::exp(loss));
   // the same text scored twice gives the same number (deterministic)
-  auto e2 = run_imagine({"eval", model_, "--data", held_out, "--json", "--threads", "1", "--batch-size", "3"});
+  auto e2 =
+      run_imagine({"eval", model_, "--data", held_out, "--json", "--threads", "1", "--batch-size", "3"});
   ASSERT_EQ(e2.code, 0) << e2.err;
-  EXPECT_NEAR(nlohmann::json::parse(e2.out).at("loss").get<double>(), loss, 1e-5);  // batching does not matter
+  EXPECT_NEAR(nlohmann::json::parse(e2.out).at("loss").get<double>(), loss,
+              1e-5);  // batching does not matter
   // info and eval of a missing directory fail cleanly
   expect_clean_failure({"info", g_tmp + "/missing"}, 1);
   expect_clean_failure({"eval", g_tmp + "/missing", "--data", held_out}, 1);
@@ -254,8 +276,9 @@ TEST_F(Cli, InfoAndEval) {
 TEST_F(Cli, TrainingRefusesToOverwriteAModel) {
   const std::string dir = copy_model("refuse");
   const std::string before = sha_of(dir + "/model.safetensors"), cfg_before = sha_of(dir + "/config.json");
-  const std::vector<std::string> args = {"train", "text", "--data", corpus_, "--out", dir, "--preset", "tiny",
-                                         "--steps", "5", "--quiet", "--threads", "1"};
+  const std::vector<std::string> args = {"train",   "text",      "--data", corpus_,   "--out",
+                                         dir,       "--preset",  "tiny",   "--steps", "5",
+                                         "--quiet", "--threads", "1"};
   auto r = run_imagine(args);
   EXPECT_TRUE(r.exited) << describe(args, r);
   EXPECT_NE(r.code, 0) << describe(args, r);
@@ -325,9 +348,10 @@ TEST_F(Cli, DamagedModelDirectoriesFailCleanly) {
 
 TEST_F(Cli, BpeTokenizerRoundTrip) {
   const std::string dir = g_tmp + "/bpe";
-  const std::vector<std::string> args = {"train", "text", "--data", corpus_, "--out", dir, "--preset", "tiny",
-                                         "--tokenizer", "bpe", "--vocab-size", "300", "--steps", "10",
-                                         "--quiet", "--no-samples", "--threads", "1"};
+  const std::vector<std::string> args = {
+      "train",    "text", "--data",      corpus_,        "--out",        dir,
+      "--preset", "tiny", "--tokenizer", "bpe",          "--vocab-size", "300",
+      "--steps",  "10",   "--quiet",     "--no-samples", "--threads",    "1"};
   auto r = run_imagine(args);
   ASSERT_EQ(r.code, 0) << describe(args, r);
   auto info = run_imagine({"info", dir, "--json"});
@@ -337,7 +361,8 @@ TEST_F(Cli, BpeTokenizerRoundTrip) {
   EXPECT_EQ(j.at("tokenizer").at("vocab_size"), 300);
   EXPECT_EQ(j.at("architecture").at("vocab_size"), 300);
   // BPE covers more than a byte per token on the text it was trained on
-  EXPECT_LT(j.at("dataset").at("train_tokens").get<int64_t>(), j.at("dataset").at("train_bytes").get<int64_t>());
+  EXPECT_LT(j.at("dataset").at("train_tokens").get<int64_t>(),
+            j.at("dataset").at("train_bytes").get<int64_t>());
   const auto g = gen(dir, {"--prompt", "ROMEO:\nWhat", "--max-tokens", "30", "--seed", "3", "--quiet"});
   auto a = run_imagine(g), b = run_imagine(g);
   ASSERT_EQ(a.code, 0) << describe(g, a);
@@ -359,9 +384,10 @@ TEST_F(Cli, BpeTokenizerRoundTrip) {
 
 TEST_F(Cli, InterruptSavesACheckpointAndResumeContinues) {
   const std::string dir = g_tmp + "/interrupted";
-  const std::vector<std::string> args = {"train", "text", "--data", corpus_, "--out", dir, "--preset", "tiny",
-                                         "--steps", "100000", "--log-every", "1", "--eval-every", "0",
-                                         "--quiet", "--no-samples", "--threads", "1"};
+  const std::vector<std::string> args = {
+      "train",        "text", "--data",  corpus_,        "--out",       dir,
+      "--preset",     "tiny", "--steps", "100000",       "--log-every", "1",
+      "--eval-every", "0",    "--quiet", "--no-samples", "--threads",   "1"};
   const pid_t pid = spawn_imagine(args, g_tmp + "/int.out", g_tmp + "/int.err");
   ASSERT_GT(pid, 0);
   // wait until step 5 is logged
@@ -391,8 +417,9 @@ TEST_F(Cli, InterruptSavesACheckpointAndResumeContinues) {
   EXPECT_GE(stopped, 5);
   EXPECT_TRUE(fs::exists(dir + "/model.safetensors"));  // loadable although never evaluated
   // continue to a few steps past the interrupt
-  const std::vector<std::string> resume = {"train", "text", "--out", dir, "--resume", "--steps",
-                                           std::to_string(stopped + 3), "--quiet", "--threads", "1"};
+  const std::vector<std::string> resume = {
+      "train",   "text",      "--out", dir, "--resume", "--steps", std::to_string(stopped + 3),
+      "--quiet", "--threads", "1"};
   auto c = run_imagine(resume);
   ASSERT_EQ(c.code, 0) << describe(resume, c);
   // metrics continue without gaps or repeats
