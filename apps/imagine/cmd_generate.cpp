@@ -103,8 +103,8 @@ int generate(const Args& args) {
   const CliCopyCheck check = copy_check(o, o.s("model"));
   const bool stream = !check.reject;
   std::vector<std::string> samples;
-  nlohmann::json checks = nlohmann::json::array(), attribution = nlohmann::json::array(),
-                 seeds_used = nlohmann::json::array();
+  std::vector<CheckRecord> checks;
+  nlohmann::json seeds_used = nlohmann::json::array();
   const int64_t count = o.i("count");
   auto print = [](const std::string& piece) {
     std::fwrite(piece.data(), 1, piece.size(), stdout);
@@ -129,12 +129,10 @@ int generate(const Args& args) {
     const uint64_t sample_seed = seed + static_cast<uint64_t>(i);
     CheckRecord sample_check;
     TextResult r;
+    auto audit = [&](const TextResult& t) { return check.auditor->audit_text(t.text); };
     if (!batch.empty()) {
       r = batch[static_cast<size_t>(i)];
-      if (check.auditor)
-        make_checked<TextResult>(
-            check, &sample_check, [&](int) { return r; },
-            [&](const TextResult& t) { return check.auditor->audit_text(t.text); });
+      sample_check = check_made(check, r, audit);
       if (i > 0) std::fputs((text_sample_header(i, count, seed) + req.prompt + r.text).c_str(), stdout);
       req.seed = sample_seed;
     } else {
@@ -148,12 +146,11 @@ int generate(const Args& args) {
             if (!stream) return generate_text(model, req);
             return generate_text(model, req, print);
           },
-          [&](const TextResult& t) { return check.auditor->audit_text(t.text); });
+          audit);
       if (!stream) std::fputs((req.prompt + r.text).c_str(), stdout);
     }
     seeds_used.push_back(req.seed);
-    if (!sample_check.copy_check.is_null()) checks.push_back(sample_check.copy_check);
-    if (!sample_check.attribution.is_null()) attribution.push_back(sample_check.attribution);
+    checks.push_back(sample_check);
     if (i == 0 && r.prompt_cropped)
       note(quiet, str("warning: the prompt was cropped to its last ", r.prompt_tokens,
                       " tokens (the model's context)"));
@@ -167,9 +164,7 @@ int generate(const Args& args) {
   if (!o.s("out").empty()) {
     GenerationRecord rec =
         text_record(model_record(o.s("model"), o.s("checkpoint")), req, seed, count, model.tokenizer->kind());
-    if (check.reject) rec.settings["seeds_used"] = seeds_used;
-    if (!checks.empty()) rec.copy_check = checks.size() == 1 ? checks[0] : checks;
-    if (!attribution.empty()) rec.attribution = attribution.size() == 1 ? attribution[0] : attribution;
+    apply_text_checks(&rec, checks, seeds_used);
     writer.write_text(o.s("out"), text_file(samples, seed), rec);
     note(quiet, "wrote " + o.s("out") +
                     (o.s("provenance") == "none" ? "" : " and " + o.s("out") + ".provenance.json"));

@@ -90,11 +90,15 @@ static torch::Tensor linear_t(const torch::Tensor& x, const torch::Tensor& w, co
   return bias.defined() ? torch::addmm(bias, x, w) : torch::mm(x, w);
 }
 
+// The rest of a block after attention, with step weights: x0 + proj(att), then the MLP.
+torch::Tensor BlockImpl::step_tail(const torch::Tensor& x0, const torch::Tensor& att, const StepWeights& w) {
+  auto x = x0 + linear_t(att, w.attn_proj, w.attn_proj_bias);
+  return x + linear_t(torch::gelu(linear_t(ln_2(x), w.fc, w.fc_bias)), w.proj, w.proj_bias);
+}
+
 torch::Tensor BlockImpl::forward_step(const torch::Tensor& x0, RowsCache& cache, const RowsStep& step,
                                       const StepWeights& w) {
-  auto a = attn->step_attention(linear_t(ln_1(x0), w.attn, w.attn_bias), cache, step);
-  auto x = x0 + linear_t(a, w.attn_proj, w.attn_proj_bias);
-  return x + linear_t(torch::gelu(linear_t(ln_2(x), w.fc, w.fc_bias)), w.proj, w.proj_bias);
+  return step_tail(x0, attn->step_attention(linear_t(ln_1(x0), w.attn, w.attn_bias), cache, step), w);
 }
 
 torch::Tensor BlockImpl::forward_prefill(const torch::Tensor& x0, RowsCache& cache, int64_t row,
@@ -110,13 +114,8 @@ torch::Tensor BlockImpl::forward_prefill(const torch::Tensor& x0, RowsCache& cac
   auto y =
       compat::attention(heads(0).unsqueeze(0), k.unsqueeze(0), v.unsqueeze(0), /*causal=*/true, 0.0, false);
   y = y[0].transpose(0, 1).reshape({T, C});  // (T, C)
-  auto x = x0;
-  if (last_only) {
-    y = y.narrow(0, T - 1, 1);
-    x = x.narrow(0, T - 1, 1);
-  }
-  x = x + linear_t(y, w.attn_proj, w.attn_proj_bias);
-  return x + linear_t(torch::gelu(linear_t(ln_2(x), w.fc, w.fc_bias)), w.proj, w.proj_bias);
+  if (last_only) return step_tail(x0.narrow(0, T - 1, 1), y.narrow(0, T - 1, 1), w);
+  return step_tail(x0, y, w);
 }
 
 StepWeights BlockImpl::step_weights() const {

@@ -83,6 +83,7 @@ struct BlockImpl : torch::nn::Module {
   torch::Tensor forward_prefill(const torch::Tensor& x, RowsCache& cache, int64_t row, const StepWeights& w,
                                 bool last_only);
   StepWeights step_weights() const;
+  torch::Tensor step_tail(const torch::Tensor& x0, const torch::Tensor& att, const StepWeights& w);
   LayerNorm ln_1{nullptr}, ln_2{nullptr};
   CausalSelfAttention attn{nullptr};
   MLP mlp{nullptr};

@@ -67,8 +67,12 @@ uint64_t TokenWatermark::seed(const int64_t* context, int64_t token) const {
   return s;
 }
 
+bool TokenWatermark::green_for_seed(uint64_t seed, int64_t token) const {
+  return prf(key_, seed, uint64_t(token), 0x67726565ULL /* "gree" */) < threshold_;
+}
+
 bool TokenWatermark::is_green(const int64_t* context, int64_t token) const {
-  return prf(key_, seed(context, token), uint64_t(token), 0x67726565ULL /* "gree" */) < threshold_;
+  return green_for_seed(seed(context, token), token);
 }
 
 TokenWatermark::Cache::Row& TokenWatermark::Cache::row(int64_t x, size_t vocab) {
@@ -78,15 +82,6 @@ TokenWatermark::Cache::Row& TokenWatermark::Cache::row(int64_t x, size_t vocab) 
   r.seed.assign(vocab, UINT64_MAX);
   r.green.assign(vocab, -1);
   return r;
-}
-
-bool TokenWatermark::green_from(int64_t x, int64_t token, Cache::Row& row) const {
-  int8_t& g = row.green[size_t(token)];
-  if (g < 0) {
-    const uint64_t s = p_.context == 1 ? prf(key_, uint64_t(x)) : prf(key_, uint64_t(x), uint64_t(token));
-    g = prf(key_, s, uint64_t(token), 0x67726565ULL /* "gree" */) < threshold_ ? 1 : 0;
-  }
-  return g == 1;
 }
 
 void TokenWatermark::bias(std::vector<float>& logits, const std::vector<int64_t>& tokens,
@@ -110,22 +105,25 @@ void TokenWatermark::bias(std::vector<float>& logits, const std::vector<int64_t>
   if (cache->rows_.size() + h > Cache::kRows) cache->rows_.clear();  // bounded: start afresh
   Cache::Row* rows[4];
   for (size_t j = 0; j < h; j++) rows[j] = &cache->row(ctx[j], V);
+  const uint64_t left_seed = h == 1 ? seed(ctx, 0) : 0;  // lefthash: one seed for every candidate
   for (size_t v = 0; v < V; v++) {
     if (logits[v] < floor) continue;
-    size_t best = 0;  // lefthash: the one context token; selfhash: the minimum PRF(x, v)
-    if (h > 1) {
-      uint64_t low = UINT64_MAX;
-      for (size_t j = 0; j < h; j++) {
-        uint64_t& s = rows[j]->seed[v];
-        if (s == UINT64_MAX)
-          s = prf(key_, uint64_t(ctx[j]), uint64_t(v));  // (a true UINT64_MAX is just re-hashed)
-        if (j == 0 || s < low) {
-          low = s;
-          best = j;
-        }
+    // The green bit depends on the seed alone, and the seed on the context token that gives
+    // it (lefthash: the one; selfhash: the minimum PRF(x, v)): it is cached in that token's row.
+    size_t best = 0;
+    uint64_t s = left_seed;
+    for (size_t j = 0; h > 1 && j < h; j++) {
+      uint64_t& sj = rows[j]->seed[v];
+      if (sj == UINT64_MAX)
+        sj = prf(key_, uint64_t(ctx[j]), uint64_t(v));  // (a true UINT64_MAX is just re-hashed)
+      if (j == 0 || sj < s) {
+        s = sj;
+        best = j;
       }
     }
-    if (green_from(ctx[best], int64_t(v), *rows[best])) logits[v] += d;
+    int8_t& g = rows[best]->green[v];
+    if (g < 0) g = green_for_seed(s, int64_t(v)) ? 1 : 0;
+    if (g == 1) logits[v] += d;
   }
 }
 

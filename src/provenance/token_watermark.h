@@ -102,8 +102,8 @@ class TokenWatermark {
   // The green list's seed for `token` after `context`: PRF(previous token) for lefthash,
   // min_j PRF(context_j, token) for selfhash.
   uint64_t seed(const int64_t* context, int64_t token) const;
-  // Whether `token` is green when context token x seeds it (through the cache).
-  bool green_from(int64_t x, int64_t token, Cache::Row& row) const;
+  // Whether `token` is green under the green-list seed `seed`.
+  bool green_for_seed(uint64_t seed, int64_t token) const;
 
   TokenWatermarkParams p_;
   PrfKey key_;

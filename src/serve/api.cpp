@@ -189,14 +189,9 @@ void add_check(nlohmann::json& j, const CheckRecord& r) {
 TextChecks attribute_text(const CopyCheck& c, const std::vector<TextResult>& results) {
   TextChecks checks;
   if (!c.auditor) return checks;
-  CopyCheck once = c;
-  once.reject = false;  // the samples are made: audit them as they are
-  for (const TextResult& r : results) {
-    checks.each.emplace_back();
-    make_checked<TextResult>(
-        once, &checks.each.back(), [&](int) { return r; },
-        [&](const TextResult& t) { return c.auditor->audit_text(t.text); });
-  }
+  for (const TextResult& r : results)
+    checks.each.push_back(
+        check_made(c, r, [&](const TextResult& t) { return c.auditor->audit_text(t.text); }));
   return checks;
 }
 
@@ -207,7 +202,6 @@ static uint64_t seed_of(const TextJob& job, const TextChecks& checks, size_t i) 
 Artifact text_artifact(const Context& ctx, const TextJob& job, const std::vector<TextResult>& results,
                        const TextChecks& checks) {
   std::vector<std::string> bodies;
-  std::vector<CheckRecord> each;
   nlohmann::json seeds_used = nlohmann::json::array();
   for (size_t i = 0; i < results.size(); i++) {
     bodies.push_back(job.req.prompt + results[i].text);
@@ -215,14 +209,7 @@ Artifact text_artifact(const Context& ctx, const TextJob& job, const std::vector
   }
   GenerationRecord rec =
       text_record(job.model->record, job.req, job.seed, job.count, job.model->text->tokenizer->kind());
-  // As `generate text` records them: one sample's check alone, several as arrays.
-  const CheckRecord all = CheckRecord::combine(checks.each);
-  if (!all.copy_check.is_null()) {
-    rec.settings["seeds_used"] = seeds_used;
-    rec.copy_check = all.copy_check.size() == 1 ? all.copy_check[0] : all.copy_check;
-  }
-  if (!all.attribution.is_null())
-    rec.attribution = all.attribution.size() == 1 ? all.attribution[0] : all.attribution;
+  apply_text_checks(&rec, checks.each, seeds_used);
   return ctx.writer.encode_text(text_file(bodies, job.seed), rec);
 }
 
@@ -283,16 +270,7 @@ static void generate_text_route(const Context& ctx, const httplib::Request& req,
     return;
   }
   // Attribution alone audits the samples once they are made (streamed or not).
-  auto attribute = [check, audit](const std::vector<TextResult>& results) {
-    TextChecks checks;
-    if (!check.auditor) return checks;
-    for (const TextResult& r : results) {
-      checks.each.emplace_back();
-      make_checked<TextResult>(
-          check, &checks.each.back(), [&](int) { return r; }, audit);
-    }
-    return checks;
-  };
+  auto attribute = [check](const std::vector<TextResult>& results) { return attribute_text(check, results); };
   auto box = submit_text(ctx, job, stream);
   if (!stream) {
     const std::vector<TextResult> results = wait_text(ctx, *box, job.count);

@@ -69,6 +69,17 @@ GenerationRecord text_record(const ModelRecord& model, const TextRequest& req, u
   return rec;
 }
 
+void apply_text_checks(GenerationRecord* rec, const std::vector<CheckRecord>& each,
+                       const nlohmann::json& seeds_used) {
+  const CheckRecord all = CheckRecord::combine(each);
+  if (!all.copy_check.is_null()) {
+    rec->settings["seeds_used"] = seeds_used;
+    rec->copy_check = all.copy_check.size() == 1 ? all.copy_check[0] : all.copy_check;
+  }
+  if (!all.attribution.is_null())
+    rec->attribution = all.attribution.size() == 1 ? all.attribution[0] : all.attribution;
+}
+
 std::string text_sample_header(int64_t i, int64_t count, uint64_t seed) {
   if (count <= 1) return "";
   return str(i == 0 ? "" : "\n", "--- sample ", i + 1, " of ", count, " (seed ",

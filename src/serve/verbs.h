@@ -70,9 +70,25 @@ T make_checked(const CopyCheck& c, CheckRecord* rec, Make make, Audit audit) {
   return out;
 }
 
+// The check of an output already made (nothing is re-made, whatever c.reject says): its
+// attribution when c.attribute, nothing when the check is off.
+template <class T, class Audit>
+CheckRecord check_made(const CopyCheck& c, const T& out, Audit audit) {
+  CheckRecord rec;
+  CopyCheck once = c;
+  once.reject = false;
+  make_checked<T>(
+      once, &rec, [&](int) { return out; }, audit);
+  return rec;
+}
+
 // The record of `generate text` (seed = the first sample's; sample i used seed + i).
 GenerationRecord text_record(const ModelRecord& model, const TextRequest& req, uint64_t seed, int64_t count,
                              const std::string& tokenizer_kind);
+// The samples' copy checks in the record of `generate text`: one sample's alone, several as
+// arrays; `seeds_used` (the seed each sample was finally made with) when a copy check re-made.
+void apply_text_checks(GenerationRecord* rec, const std::vector<CheckRecord>& each,
+                       const nlohmann::json& seeds_used);
 // The header the CLI prints before sample i of `count` (nothing when count is 1).
 std::string text_sample_header(int64_t i, int64_t count, uint64_t seed);
 // The text file of `generate text --out`: each sample (prompt + continuation) after its
