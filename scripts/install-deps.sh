@@ -19,17 +19,19 @@ PACKAGES=(
   libcpp-httplib-dev        # imagine serve: the HTTP API
   libimage-exiftool-perl    # tests: exiftool reads the XMP DigitalSourceType of generated PNGs
   python3-mido              # tests: a second MIDI parser reads files carrying manifests
+  chromium                  # tests: the web studio in a real browser (driven by playwright-core)
 )
 
 # Node.js runs the API tests' clients (the official openai npm package, tests/node). The
 # machines ship Node.js 20; where there is none, Debian's nodejs + npm are installed.
 if ! command -v npm >/dev/null; then PACKAGES+=(nodejs npm); fi
 
-# The npm packages of tests/node, pinned by its package-lock.json (npm's registry).
+# The npm packages of tests/node, pinned by its package-lock.json (npm's registry): the
+# official openai client and playwright-core (drives Debian's chromium; it downloads no browser).
 node_packages() {
   local dir
   dir="$(cd "$(dirname "$0")/.." && pwd)/tests/node"
-  if [ ! -f "$dir/node_modules/openai/package.json" ]; then
+  if [ ! -f "$dir/node_modules/openai/package.json" ] || [ ! -f "$dir/node_modules/playwright-core/package.json" ]; then
     echo "installing npm packages in tests/node"
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
   fi

@@ -38,6 +38,8 @@ static const OptionTable& serve_table() {
               "DIR")
         .integer("max-jobs", d.max_jobs, 1, 64, "training jobs at once")
         .integer("threads", 0, 0, 1024, "torch threads (0 = all cores)")
+        .text("studio-dir", "", "serve the web studio from DIR instead of the built-in copy (to work on it)",
+              "DIR")
         .flag("quiet", false, "no request log on stderr");
     return output_options(t, true);
   }();
@@ -70,6 +72,7 @@ int serve(const Args& args) {
   c.data_root = o.s("data-root");
   c.max_jobs = static_cast<int>(o.i("max-jobs"));
   c.threads = static_cast<int>(o.i("threads"));
+  c.studio_dir = o.s("studio-dir");
   c.quiet = o.b("quiet");
   c.output = output_policy(o);
   serve::check_bind_policy(c.host, c.api_key);
@@ -77,6 +80,7 @@ int serve(const Args& args) {
   const int port = server.bind();
   std::printf("imagine serve: http://%s:%d/ (models from %s; Ctrl-C stops)\n", c.host.c_str(), port,
               c.models_dir.c_str());
+  std::printf("studio: open http://%s:%d/ in a browser\n", c.host == "::1" ? "[::1]" : c.host.c_str(), port);
   std::fflush(stdout);
   // Ctrl-C / SIGTERM: the handler only sets a flag; this watcher stops the server.
   std::thread watcher([&server] {

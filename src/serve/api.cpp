@@ -384,6 +384,7 @@ std::vector<Route> api_routes(Context ctx) {
   };
   for (Route& r : media_routes(ctx)) routes.push_back(std::move(r));
   for (Route& r : job_routes(ctx)) routes.push_back(std::move(r));
+  for (Route& r : studio_routes(ctx)) routes.push_back(std::move(r));
   for (Route& r : openai_routes(ctx)) routes.push_back(std::move(r));
   return routes;
 }

@@ -1,10 +1,16 @@
 // Training jobs over the API: POST /api/jobs starts `imagine train` on a data folder inside
 // --data-root, writing a new model into the models folder; GET /api/jobs[/ID] reports,
 // GET /api/jobs/ID/events streams progress (SSE), DELETE /api/jobs/ID cancels.
+#include <algorithm>
 #include <filesystem>
+#include <map>
 
 #include "core/error.h"
+#include "core/options.h"
 #include "serve/routes.h"
+#include "train/train_image.h"
+#include "train/train_music.h"
+#include "train/train_text.h"
 
 namespace fs = std::filesystem;
 
@@ -75,6 +81,70 @@ static void start_job(const Context& ctx, const httplib::Request& req, httplib::
   res.set_content(dump(ctx.jobs.describe(id)), "application/json");
 }
 
+// What a file of training data looks like it is for, by its extension ("" = none of them).
+static const char* data_kind(const fs::path& p) {
+  std::string ext = p.extension().string();
+  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (ext == ".txt" || ext == ".md" || ext == ".text") return "text";
+  if (ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".gz" || ext == ".idx") return "image";
+  if (ext == ".mid" || ext == ".midi" || ext == ".json") return "music";
+  return "";
+}
+
+// GET /api/data: the entries directly inside the data root, what to train on (the studio's
+// data picker). Each: name, type (folder/file), files and bytes (counted up to 10,000 files),
+// and kinds: how many files look like text, image or music data; and each family's presets.
+static nlohmann::json presets_of(const OptionTable& t) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const Preset& p : t.presets()) list.push_back({{"name", p.name}, {"help", p.help}});
+  return list;
+}
+
+static void list_data(const Context& ctx, const httplib::Request&, httplib::Response& res) {
+  nlohmann::json entries = nlohmann::json::array();
+  const nlohmann::json presets = {{"text", presets_of(text_train_table())},
+                                  {"image", presets_of(image_train_table())},
+                                  {"music", presets_of(music_train_table())}};
+  const std::string& root = ctx.cfg.data_root;
+  if (root.empty()) {
+    res.set_content(dump({{"enabled", false}, {"entries", entries}, {"presets", presets}}),
+                    "application/json");
+    return;
+  }
+  std::vector<fs::directory_entry> top;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(root, ec)) top.push_back(e);
+  std::sort(top.begin(), top.end(), [](const auto& a, const auto& b) { return a.path() < b.path(); });
+  for (const auto& e : top) {
+    const std::string name = e.path().filename().string();
+    if (name.empty() || name[0] == '.') continue;
+    std::map<std::string, int64_t> kinds;
+    int64_t files = 0, bytes = 0;
+    auto count = [&](const fs::path& p) {
+      std::error_code fec;
+      if (!fs::is_regular_file(p, fec)) return;
+      files++;
+      bytes += static_cast<int64_t>(fs::file_size(p, fec));
+      if (const char* k = data_kind(p); *k) kinds[k]++;
+    };
+    const bool folder = e.is_directory(ec);
+    if (folder) {
+      for (auto it =
+               fs::recursive_directory_iterator(e.path(), fs::directory_options::skip_permission_denied, ec);
+           !ec && it != fs::recursive_directory_iterator() && files < 10000; it.increment(ec))
+        count(it->path());
+    } else {
+      count(e.path());
+    }
+    entries.push_back({{"name", name},
+                       {"type", folder ? "folder" : "file"},
+                       {"files", files},
+                       {"bytes", bytes},
+                       {"kinds", kinds}});
+  }
+  res.set_content(dump({{"enabled", true}, {"entries", entries}, {"presets", presets}}), "application/json");
+}
+
 static nlohmann::json job_or_404(const Context& ctx, const std::string& id) {
   nlohmann::json j = ctx.jobs.describe(id);
   if (j.is_null()) throw ApiError(404, "no job '" + id + "'", "GET /api/jobs lists the jobs");
@@ -135,6 +205,7 @@ std::vector<Route> job_routes(Context ctx) {
   return {
       {"POST", "/api/jobs", bind(start_job)},
       {"GET", "/api/jobs", bind(list_jobs)},
+      {"GET", "/api/data", bind(list_data)},
       {"GET", R"(/api/jobs/([A-Za-z0-9-]+))", bind(show_job)},
       {"GET", R"(/api/jobs/([A-Za-z0-9-]+)/events)", bind(job_events)},
       {"DELETE", R"(/api/jobs/([A-Za-z0-9-]+))", bind(cancel_job)},

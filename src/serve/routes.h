@@ -44,8 +44,9 @@ inline Handler bound(const Context& ctx, RouteFn f) {
 
 std::vector<Route> api_routes(Context ctx);  // /api/... (api.cpp) and /v1/... (openai.cpp)
 std::vector<Route> openai_routes(Context ctx);
-std::vector<Route> media_routes(Context ctx);  // images and music (api_media.cpp)
-std::vector<Route> job_routes(Context ctx);    // training jobs (api_jobs.cpp)
+std::vector<Route> media_routes(Context ctx);   // images and music (api_media.cpp)
+std::vector<Route> job_routes(Context ctx);     // training jobs (api_jobs.cpp)
+std::vector<Route> studio_routes(Context ctx);  // the web studio at / (studio.cpp)
 
 // Runs `f` on a worker of the pool holding the model's lock (503 when the queue is full):
 // how every image, music and audit request is worked on.

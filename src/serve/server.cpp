@@ -91,7 +91,9 @@ Server::Server(ServeConfig cfg) {
   http.set_pre_routing_handler([&s](const httplib::Request& req, httplib::Response& res) {
     t_request_start = Clock::now();
     t_route = "other";
-    if (s.cfg.api_key.empty() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
+    // The studio's static files hold no secrets: the page itself asks for the key.
+    const bool open = req.path == "/health" || req.path == "/" || req.path.rfind("/studio/", 0) == 0;
+    if (s.cfg.api_key.empty() || open) return httplib::Server::HandlerResponse::Unhandled;
     std::string given = req.get_header_value("Authorization");
     if (given.rfind("Bearer ", 0) == 0)
       given = given.substr(7);

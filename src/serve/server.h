@@ -32,6 +32,7 @@ struct ServeConfig {
   std::string data_root;     // training jobs read data only inside this folder ("" = no jobs)
   int max_jobs = 1;          // training jobs at once (then 503)
   std::string binary;        // the imagine executable for training jobs ("" = this one)
+  std::string studio_dir;    // serve the web studio from here ("" = the built-in copy)
   bool quiet = false;        // no request log on stderr
 };
 

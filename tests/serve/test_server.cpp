@@ -684,24 +684,108 @@ TEST_F(Serve, FuzzedRequestsGetWellFormedAnswers) {
   EXPECT_EQ(http(fuzz.port, "GET", "/health").status, 200);
 }
 
+// Runs `node ARGS` in `dir` (at most 400 s); its exit code (-1 when it did not exit), its
+// stdout and stderr into *out.
+static int run_node(const std::string& dir, const std::string& args, std::string* out) {
+  FILE* p = popen(("cd '" + dir + "' && timeout 400 node " + args + " 2>&1").c_str(), "r");
+  if (!p) return -1;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) out->append(buf, n);
+  const int status = pclose(p);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 // The official `openai` npm package (tests/node, installed by scripts/install-deps.sh) talks
 // to the server unchanged: models, completions, chat, both streamed, and its error type.
 TEST_F(Serve, OfficialOpenAiNpmClientWorks) {
   const std::string dir = std::string(IMAGINE_SOURCE_DIR) + "/tests/node";
   ASSERT_TRUE(fs::exists(dir + "/node_modules/openai/package.json"))
       << "the openai npm package is missing: run scripts/install-deps.sh (it runs npm ci in tests/node)";
-  const std::string cmd =
-      "cd '" + dir + "' && node openai_client.mjs " + std::to_string(port()) + " tiny 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  ASSERT_NE(p, nullptr);
   std::string out;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  const int status = pclose(p);
+  const int status = run_node(dir, "openai_client.mjs " + std::to_string(port()) + " tiny", &out);
   ASSERT_EQ(status, 0) << out;
   const json seen = json::parse(out.substr(out.find('{')));
   EXPECT_EQ(seen["status"], 404);
   EXPECT_GE(seen["chunks"].get<int>(), 2);
+}
+
+// The web studio in a real browser (tests/node/studio.mjs: Debian's chromium driven by
+// playwright-core): text streamed as variations without moving the layout, continued from one;
+// an image grid, variations, a scrubbed interpolation, a blend, an upload; a music primer
+// continued and played; files checked (and a corrupt one refused with a hint); a training run
+// started, watched and cancelled; no overlap at 1280x800 or at 400 px wide. The screenshots
+// are kept in build/test-artifacts/studio/ to be looked at.
+TEST_F(Serve, StudioWorksInARealBrowser) {
+  const std::string dir = std::string(IMAGINE_SOURCE_DIR) + "/tests/node";
+  ASSERT_TRUE(fs::exists(dir + "/node_modules/playwright-core/package.json"))
+      << "playwright-core is missing: run scripts/install-deps.sh (it runs npm ci in tests/node)";
+  if (!fs::exists("/usr/bin/chromium"))
+    GTEST_SKIP() << "no /usr/bin/chromium: scripts/install-deps.sh installs it";
+  const std::string shots = fs::path(IMAGINE_BINARY).parent_path().string() + "/test-artifacts/studio";
+  fs::remove_all(shots);
+  std::string out;
+  const int status = run_node(dir, "studio.mjs " + std::to_string(port()) + " '" + shots + "'", &out);
+  if (status == 77) GTEST_SKIP() << out;
+  ASSERT_EQ(status, 0) << out;
+  const json seen = json::parse(out.substr(out.find('{')));
+  EXPECT_TRUE(seen["problems"].empty()) << out;
+  EXPECT_GE(seen["summary"]["text_frames_mid_stream"].get<int>(), 2) << "text streamed in";
+  EXPECT_GT(seen["summary"]["music_played"]["played"].get<double>(), 0.2);
+  for (const char* name : {"studio", "text-1280", "images-1280", "music-1280", "check-1280", "train-1280",
+                           "text-400", "images-400"})
+    EXPECT_TRUE(fs::exists(shots + "/" + name + ".png")) << name;
+}
+
+// The studio's files: the page at /, its modules under /studio/, served without the API key
+// (they hold no secrets; the API behind them still needs it), nothing outside them.
+TEST(ServeStudio, FilesAreServedAndNothingElse) {
+  ServerProc s;
+  const std::string dir = imagine::testing::make_temp_dir("imagine_studio_");
+  g_tmp = dir;
+  fs::create_directories(dir + "/models");
+  ASSERT_TRUE(s.start({"--models", dir + "/models", "--api-key", "sekrit"}, "studio")) << s.log;
+  auto page = http(s.port, "GET", "/");
+  ASSERT_EQ(page.status, 200) << page.body;
+  EXPECT_TRUE(has(page.body, "<script type=\"module\" src=\"/studio/js/main.js\">")) << page.body;
+  for (const char* path : {"/studio/js/main.js", "/studio/js/api.js", "/studio/studio.css"}) {
+    auto r = http(s.port, "GET", path);
+    EXPECT_EQ(r.status, 200) << path;
+    EXPECT_FALSE(r.body.empty()) << path;
+  }
+  EXPECT_TRUE(has(http(s.port, "GET", "/studio/js/main.js").body, "import")) << "the module's own text";
+  EXPECT_TRUE(is_json_error(http(s.port, "GET", "/api/models"), 401)) << "the API still needs the key";
+  for (const char* bad : {"/studio/../README.md", "/studio/%2e%2e/CMakeLists.txt", "/studio/js/missing.js",
+                          "/studio/", "/studio/js/main.js.bak", "/studio//etc/passwd"}) {
+    auto r = http(s.port, "GET", bad);
+    EXPECT_TRUE(r.status == 404 || r.status == 400 || r.status == 401)
+        << bad << " -> " << r.status << " " << r.body;
+    EXPECT_FALSE(has(r.body, "cmake_minimum_required") || has(r.body, "root:")) << bad;
+  }
+  auto data = http(s.port, "GET", "/api/data", "", {"Authorization: Bearer sekrit"});
+  ASSERT_EQ(data.status, 200) << data.body;
+  EXPECT_EQ(body_json(data)["enabled"], false) << "no --data-root, no training data";
+  EXPECT_EQ(s.stop(), 0);
+  fs::remove_all(dir);
+}
+
+// GET /api/data: what the studio's training form offers (the data root's entries, what their
+// files look like, each family's presets).
+TEST_F(Serve, DataRootIsListedForTheStudio) {
+  auto r = http(port(), "GET", "/api/data");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json j = body_json(r);
+  EXPECT_EQ(j["enabled"], true);
+  ASSERT_EQ(j["entries"].size(), 1u) << r.body;
+  EXPECT_EQ(j["entries"][0]["name"], "poems");
+  EXPECT_EQ(j["entries"][0]["type"], "folder");
+  EXPECT_EQ(j["entries"][0]["files"], 1);
+  EXPECT_EQ(j["entries"][0]["kinds"]["text"], 1);
+  EXPECT_FALSE(has(r.body, "secret.txt")) << "nothing outside the data root";
+  for (const char* family : {"text", "image", "music"}) {
+    bool tiny = false;
+    for (const auto& p : j["presets"][family]) tiny = tiny || p["name"] == "tiny";
+    EXPECT_TRUE(tiny) << family << " presets: " << j["presets"][family].dump();
+  }
 }
 
 namespace {
