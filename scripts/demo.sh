@@ -129,3 +129,24 @@ if [ -z "$ONLY" ] || [ "$ONLY" = music ]; then
   echo "music model:       $MUS/chorales-gpt"
   echo "listen / look:     $MUS/piece.wav  $MUS/piece-roll.png  $MUS/continuations/*.wav"
 fi
+
+# The web studio on the demo's models: one folder holding them (hard links, no copies), and a
+# data root with the demo's corpora for training runs started from the page.
+STUDIO="$OUT/studio"
+rm -rf "$STUDIO"
+mkdir -p "$STUDIO/models" "$STUDIO/data"
+for pair in "fortunes-gpt:$OUT/fortunes-gpt" "fashion-vae:$OUT/images/fashion-vae" \
+  "fashion-gan:$OUT/images/fashion-gan" "chorales-gpt:$OUT/music/chorales-gpt"; do
+  name=${pair%%:*}
+  dir=${pair#*:}
+  [ -f "$dir/config.json" ] || continue
+  cp -al "$dir" "$STUDIO/models/$name" 2>/dev/null || cp -a "$dir" "$STUDIO/models/$name"
+done
+mkdir -p "$STUDIO/data/fortunes"
+if [ -d "$DATA" ]; then cp "$DATA/fortunes" "$STUDIO/data/fortunes/" 2>/dev/null || true; else cp "$DATA" "$STUDIO/data/fortunes/"; fi
+CHORALES_JSON=${DEMO_CHORALES:-$(dirname "$0")/../../shared/data/jsb-chorales/jsb-chorales-16th.json}
+if [ -f "$CHORALES_JSON" ]; then mkdir -p "$STUDIO/data/chorales" && cp "$CHORALES_JSON" "$STUDIO/data/chorales/"; fi
+echo
+echo "== the web studio on these models (generate, vary, blend, listen, check, train in the browser)"
+echo "run:               $BIN serve --models $STUDIO/models --data-root $STUDIO/data"
+echo "then open:         http://127.0.0.1:7860/"

@@ -145,8 +145,8 @@ try {
   assert(new Set(texts).size === 3, "the variations differ (seeds 5, 6, 7)");
   const seeds = await page.$$eval("#text-output .seed", (s) => s.map((e) => e.textContent));
   assert(seeds.join() === "seed 5,seed 6,seed 7", `sample i has seed + i: ${seeds}`);
-  const prov = await page.textContent("#text-output .sample .prov [data-prov=model]");
-  assert(prov.includes("tiny") && prov.includes("generate"), `provenance names the model and verb: ${prov}`);
+  const prov = await page.$$eval("#text-output .sample .prov [data-prov=model]", (p) => p.map((e) => e.textContent));
+  assert(prov[1] === "tiny · generate · seed 6", `each variation's provenance names the model, verb and its seed: ${prov}`);
   assert(await page.isVisible("#text-file a[download]"), "the watermarked file can be downloaded");
   summary.layout_text_1280 = await layoutProblems();
   await shot("text-1280");
@@ -166,7 +166,9 @@ try {
   await page.waitForSelector("#image-gallery .tile >> nth=7", { timeout: T });
   const captions = await page.$$eval("#image-gallery .tile figcaption span", (s) => s.map((e) => e.textContent));
   assert(captions.join() === "seed 11,seed 12,seed 13,seed 14,seed 15,seed 16,seed 17,seed 18", `tiles show their seeds: ${captions}`);
-  await page.click('#image-gallery .tile[data-seed="11"] button.view');
+  // Keyboard: Enter on a focused tile opens it.
+  await page.focus('#image-gallery .tile[data-seed="11"] button.view');
+  await page.keyboard.press("Enter");
   await page.waitForSelector("#image-inspector .prov");
   const iprov = await page.textContent("#image-inspector .prov [data-prov=model]");
   assert(iprov.includes("vae") && iprov.includes("seed 11"), `the inspector shows model and seed: ${iprov}`);

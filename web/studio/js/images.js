@@ -79,6 +79,8 @@ export function mount(panel, { check }) {
       fig.classList.toggle("open", id === openId);
       fig.querySelector(".pick").checked = picked.includes(id);
     }
+    const inInspector = inspector.querySelector("input.pick-open");
+    if (inInspector) inInspector.checked = picked.includes(openId);
   }
 
   function togglePick(id, on) {
@@ -128,7 +130,7 @@ export function mount(panel, { check }) {
         download(item.blob, `imagine-${item.id}.png`, "Download PNG"),
         el("button", { type: "button", onclick: () => check(item.blob, `imagine-${item.id}.png`) }, "Check this file"),
         el("label", { class: "inline" }, el("input", {
-          type: "checkbox", checked: picked.includes(id),
+          type: "checkbox", class: "pick-open", checked: picked.includes(id),
           onchange: (e) => togglePick(id, e.target.checked),
         }), "pick"),
       ),

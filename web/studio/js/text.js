@@ -110,7 +110,7 @@ export function mount(panel) {
           `${s.tokens} tokens · stopped by ${s.stop_reason} · ${s.seconds.toFixed(2)} s`,
           s.prompt_cropped ? " · prompt cropped to the context" : "",
         ),
-        provenance(answer.manifest, "text"),
+        provenance(answer.manifest, "text", { seed: s.seed }),
       );
       c.actions.replaceChildren(
         el(
@@ -130,7 +130,7 @@ export function mount(panel) {
     });
     const file = base64ToBlob(answer.file_base64, "text/plain");
     fileBar.replaceChildren(
-      el("span", { class: "muted" }, `All ${answer.samples.length} as one watermarked file with its signed manifest:`),
+      el("span", { class: "muted" }, `All ${answer.samples.length} as one watermarked file with its ${answer.manifest.signature ? "signed " : ""}manifest:`),
       download(file, "imagine-text.txt", "Download .txt"),
       download(
         new Blob([JSON.stringify(answer.manifest, null, 2) + "\n"], { type: "application/json" }),

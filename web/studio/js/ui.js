@@ -91,14 +91,15 @@ function fmt(v) {
 }
 
 // What every item shows: model, seed and settings from its manifest, its watermark and
-// signature, and the whole manifest (downloadable).
-export function provenance(manifest, filename = "item") {
+// signature, and the whole manifest (downloadable). `seed`: the item's own seed where one
+// manifest covers several items (text samples i = seed + i).
+export function provenance(manifest, filename = "item", { seed: own } = {}) {
   if (!manifest) return el("div", { class: "prov" }, "no manifest");
   const gen = manifest.generation || {};
   const model = manifest.model || {};
   const wm = manifest.watermark || {};
   const signed = manifest.signature ? `signed (${manifest.signature.key_id || "ed25519"})` : "unsigned";
-  const seed = gen.seed !== undefined ? `seed ${gen.seed}` : gen.detail || "";
+  const seed = own !== undefined ? `seed ${own}` : gen.seed !== undefined ? `seed ${gen.seed}` : gen.detail || "";
   const head = [model.name, manifest.verb, seed].filter(Boolean).join(" · ");
   return el(
     "div",
