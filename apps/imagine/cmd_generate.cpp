@@ -68,6 +68,8 @@ int generate(const Args& args) {
         args.empty() ? "missing model family" : "unknown model family '" + args[0] + "' for generate",
         "usage: imagine generate text|image|music --model MODEL_DIR ...");
   }
+  // Ctrl-C ends the sample being written and keeps what was made (the file included).
+  CooperativeInterrupts coop("stopping after this token");
   const OptionTable& table = generate_text_table();
   Options o = table.parse(Args(args.begin() + 1, args.end()));
   if (o.help_requested) {
@@ -143,8 +145,9 @@ int generate(const Args& args) {
           check, &sample_check,
           [&](int attempt) {
             req.seed = retry_seed(sample_seed, attempt);
-            if (!stream) return generate_text(model, req);
-            return generate_text(model, req, print);
+            const auto stop = [] { return interrupt_requested(); };
+            if (!stream) return generate_text(model, req, nullptr, stop);
+            return generate_text(model, req, print, stop);
           },
           audit);
       if (!stream) std::fputs((req.prompt + r.text).c_str(), stdout);
@@ -169,7 +172,7 @@ int generate(const Args& args) {
     note(quiet, "wrote " + o.s("out") +
                     (o.s("provenance") == "none" ? "" : " and " + o.s("out") + ".provenance.json"));
   }
-  return 0;
+  return interrupt_requested() ? 128 + interrupt_signal() : 0;  // as train: the work so far is kept
 }
 
 }  // namespace imagine::cli

@@ -76,6 +76,7 @@ int serve(const Args& args) {
   c.quiet = o.b("quiet");
   c.output = output_policy(o);
   serve::check_bind_policy(c.host, c.api_key);
+  CooperativeInterrupts coop("stopping the server");
   serve::Server server(c);
   const int port = server.bind();
   std::printf("imagine serve: http://%s:%d/ (models from %s; Ctrl-C stops)\n", c.host.c_str(), port,

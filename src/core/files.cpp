@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/signals.h"
 
 namespace imagine {
 
@@ -110,6 +111,7 @@ std::string read_file(const std::string& path) {
 void write_file_atomic(const std::string& path, const std::string& bytes) {
   const std::string tmp = str(path, ".tmp.", ::getpid());
   const std::string dir = parent_directory(path);
+  const TempFileGuard removed_if_stopped(tmp.c_str());
 
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {

@@ -82,11 +82,11 @@ TextResult TextStream::finish(const DecodeSlot& slot, const std::string& reason)
 }
 
 TextResult generate_text(TextModel& model, const TextRequest& req,
-                         const std::function<void(const std::string&)>& on_text) {
-  TextStream stream(model, req, on_text);
-  DecodeSlot slot = stream.slot();
-  decode(model.gpt, model.device, slot);
-  return stream.finish(slot);
+                         const std::function<void(const std::string&)>& on_text,
+                         const std::function<bool()>& stop) {
+  std::function<void(int64_t, const std::string&)> piece;
+  if (on_text) piece = [&on_text](int64_t, const std::string& p) { on_text(p); };
+  return generate_texts(model, req, 1, piece, stop)[0];
 }
 
 std::vector<TextResult> generate_texts(TextModel& model, const TextRequest& req, int64_t count,

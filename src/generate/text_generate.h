@@ -64,8 +64,11 @@ class TextStream {
 };
 
 // `on_text` receives the output as it becomes final (see TextStream).
+// `stop()` (optional) is asked before every token: true ends the sample there (stop reason
+// "interrupted").
 TextResult generate_text(TextModel& model, const TextRequest& req,
-                         const std::function<void(const std::string&)>& on_text = nullptr);
+                         const std::function<void(const std::string&)>& on_text = nullptr,
+                         const std::function<bool()>& stop = nullptr);
 
 // `count` samples of one request decoded together in one BatchDecoder (sample i: seed
 // req.seed + i, each its own random stream), so they cost little more than one. Each gives

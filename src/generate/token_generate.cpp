@@ -14,10 +14,15 @@ static std::vector<float> to_vector(const torch::Tensor& row) {
 }
 
 torch::Tensor next_token_logits(GPT& gpt, const std::vector<int64_t>& tokens, torch::Device device) {
-  torch::NoGradGuard no_grad;
   const int64_t block = gpt->config.block_size;
-  const size_t start = tokens.size() > static_cast<size_t>(block) ? tokens.size() - block : 0;
-  std::vector<int64_t> window(tokens.begin() + start, tokens.end());
+  return window_logits(gpt, tokens, tokens.size() > static_cast<size_t>(block) ? tokens.size() - block : 0,
+                       device);
+}
+
+torch::Tensor window_logits(GPT& gpt, const std::vector<int64_t>& tokens, size_t start,
+                            torch::Device device) {
+  torch::NoGradGuard no_grad;
+  std::vector<int64_t> window(tokens.begin() + static_cast<int64_t>(start), tokens.end());
   auto idx = torch::tensor(window, torch::kLong).unsqueeze(0).to(device);
   return gpt->forward(idx).index({0, -1});  // (vocab)
 }
@@ -38,10 +43,12 @@ void BatchDecoder::add(DecodeSlot& s) {
   if (s.done) return;
   IMAGINE_CHECK(!full(), "wait for a slot to finish", "all ", cache_.rows(), " decoding rows are taken");
   s.row = static_cast<int64_t>(slots_.size());
+  const size_t block = static_cast<size_t>(gpt_->config.block_size);
+  s.start = s.ctx.size() > block ? s.ctx.size() - block : 0;
   if (s.opt.kv_cache)
-    encode(s, s.ctx);
+    encode(s, std::vector<int64_t>(s.ctx.begin() + static_cast<int64_t>(s.start), s.ctx.end()));
   else
-    s.logits = to_vector(next_token_logits(gpt_, s.ctx, device_));
+    s.logits = to_vector(window_logits(gpt_, s.ctx, s.start, device_));
   slots_.push_back(&s);
 }
 
@@ -82,13 +89,16 @@ void BatchDecoder::round() {
     s->ctx.push_back(tok);
     s->out.push_back(tok);
     s->logits.clear();
+    // The window before this token: full means it slides (both paths at the same steps).
+    const bool full = static_cast<int64_t>(s->ctx.size() - 1 - s->start) >= block;
+    if (full) s->start = s->ctx.size() - static_cast<size_t>(block / 2 + 1);
     if ((s->on_token && !s->on_token(tok)) || static_cast<int64_t>(s->out.size()) >= s->opt.max_tokens) {
       s->done = true;
     } else if (!s->opt.kv_cache) {
-      s->logits = to_vector(next_token_logits(gpt_, s->ctx, device_));
-    } else if (cache_.length[static_cast<size_t>(s->row)] >= block) {
+      s->logits = to_vector(window_logits(gpt_, s->ctx, s->start, device_));
+    } else if (full) {
       // Context full: keep the newest half and re-encode it at positions 0..
-      encode(*s, std::vector<int64_t>(s->ctx.end() - block / 2 - 1, s->ctx.end()));
+      encode(*s, std::vector<int64_t>(s->ctx.begin() + static_cast<int64_t>(s->start), s->ctx.end()));
     } else {
       step.push_back(s);
       tokens.push_back(tok);

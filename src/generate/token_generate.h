@@ -1,7 +1,8 @@
 // Sampling a continuation of a token sequence from a GPT, with a preallocated KV cache.
 // Every family that generates tokens (text, music) runs this one loop. When the context fills up, the
 // window slides: the newest half is kept and re-encoded (learned positions cannot extend
-// past block_size).
+// past block_size). The uncached path (kv_cache false) slides the same window at the same
+// steps, so both compute the same logits and, sampling alike, write the same text.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -19,7 +20,7 @@ using LogitHook = std::function<void(std::vector<float>& logits, const std::vect
 struct TokenSampling {
   int64_t max_tokens = 256;  // new tokens at most
   SamplingParams sampling;
-  bool kv_cache = true;  // false: recompute the whole window for every token
+  bool kv_cache = true;  // false: recompute the whole window for every token (same window)
   // Tokens never sampled (e.g. a begin-of-sequence marker in the middle of a piece).
   std::vector<int64_t> banned;
   // Applied to each step's raw logits before sampling, given every token so far (the
@@ -41,6 +42,7 @@ struct DecodeSlot {
   // Decoder state.
   std::vector<float> logits;  // for the next token
   int64_t row = -1;           // its row of the decoder's cache while live
+  size_t start = 0;           // ctx[start:] is the window the next logits attend over
 };
 
 // Decodes up to `rows` slots together over one preallocated BatchCache (llama.cpp's
@@ -54,7 +56,7 @@ class BatchDecoder {
   BatchDecoder(const BatchDecoder&) = delete;
   BatchDecoder& operator=(const BatchDecoder&) = delete;
 
-  // Encodes the slot's context (cropped to the model's block by the caller) into a free row:
+  // Encodes the slot's context (its last block_size tokens) into a free row:
   // its first logits. A slot with max_tokens 0 is done at once and takes no row. Throws
   // imagine::Error when every row is taken.
   void add(DecodeSlot& slot);
@@ -91,7 +93,10 @@ std::vector<int64_t> sample_continuation(GPT& gpt, torch::Device device, std::ve
                                          const TokenSampling& opt, Rng& rng,
                                          const std::function<bool(int64_t)>& on_token);
 
-// Next-token logits for a token sequence, by full recomputation (tests, eval).
+// Next-token logits for a token sequence, by full recomputation over its last block_size
+// tokens (tests, eval).
 torch::Tensor next_token_logits(GPT& gpt, const std::vector<int64_t>& tokens, torch::Device device);
+// The same over the window tokens[start:] (at most block_size tokens): the uncached decoder.
+torch::Tensor window_logits(GPT& gpt, const std::vector<int64_t>& tokens, size_t start, torch::Device device);
 
 }  // namespace imagine

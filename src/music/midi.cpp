@@ -14,8 +14,8 @@
 // their own, or hundreds of tracks, would make a large file cost minutes.
 #include "music/midi.h"
 
-#include <smf.h>
 #include <glib.h>
+#include <smf.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -32,6 +32,7 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "core/signals.h"
 
 namespace imagine {
 namespace {
@@ -39,9 +40,9 @@ namespace {
 // Caps that keep a hostile file from costing gigabytes or minutes. libsmf allocates about
 // a hundred bytes per event.
 constexpr size_t kMaxEvents = 2'000'000;
-constexpr uint32_t kMaxTicks = 0x0FFFFFFF; // the largest 4-byte VLQ: any delta we re-encode fits
-constexpr size_t kEventsPerTrack = 4096;  // written files: see encode_midi
-constexpr int kWritePpqn = 480;            // written files: 480 ticks a beat at 120 bpm...
+constexpr uint32_t kMaxTicks = 0x0FFFFFFF;    // the largest 4-byte VLQ: any delta we re-encode fits
+constexpr size_t kEventsPerTrack = 4096;      // written files: see encode_midi
+constexpr int kWritePpqn = 480;               // written files: 480 ticks a beat at 120 bpm...
 constexpr double kWriteTicksPerSecond = 960;  // ...so a tick is 1/960 s
 // A note-on and its note-off on the same tick (common for drums) still becomes a note
 // with end > start.
@@ -55,8 +56,9 @@ void silence_libsmf() {
   // every problem into an Error, so its messages would only be noise on stderr.
   static std::once_flag once;
   std::call_once(once, [] {
-    g_log_set_handler("libsmf", GLogLevelFlags(G_LOG_LEVEL_MASK | G_LOG_FLAG_FATAL | G_LOG_FLAG_RECURSION),
-                      [](const gchar*, GLogLevelFlags, const gchar*, gpointer) {}, nullptr);
+    g_log_set_handler(
+        "libsmf", GLogLevelFlags(G_LOG_LEVEL_MASK | G_LOG_FLAG_FATAL | G_LOG_FLAG_RECURSION),
+        [](const gchar*, GLogLevelFlags, const gchar*, gpointer) {}, nullptr);
   });
 }
 
@@ -172,7 +174,8 @@ class SmfWalker {
         check(pos < end, "track ", track, ": a meta event is cut off");
         const uint8_t type = p_[pos++];
         const uint32_t length = vlq(pos, end, track);
-        check(length <= end - pos, "track ", track, ": a meta event of ", length, " bytes runs past its chunk");
+        check(length <= end - pos, "track ", track, ": a meta event of ", length,
+              " bytes runs past its chunk");
         if (type == 0x2F) {
           ended = true;  // anything after the end-of-track in this chunk is ignored
         } else if (type == 0x51) {
@@ -192,11 +195,13 @@ class SmfWalker {
       } else if (b == 0xF0 || b == 0xF7) {  // SysEx (or a SysEx continuation): length, data
         pos++;
         const uint32_t length = vlq(pos, end, track);
-        check(length <= end - pos, "track ", track, ": a SysEx event of ", length, " bytes runs past its chunk");
+        check(length <= end - pos, "track ", track, ": a SysEx event of ", length,
+              " bytes runs past its chunk");
         pos += length;
       } else {
         if (b & 0x80) {
-          check(b < 0xF0, "track ", track, ": status byte 0x", std::hex, int(b), " is not allowed in a MIDI file");
+          check(b < 0xF0, "track ", track, ": status byte 0x", std::hex, int(b),
+                " is not allowed in a MIDI file");
           running = b;
           pos++;
         } else {
@@ -285,8 +290,8 @@ Song parse_midi(const std::string& bytes, const std::string& what) {
     int velocity;
     int program;
   };
-  std::array<int, 16> program{};                // current program per channel
-  std::map<std::pair<int, int>, Open> open;      // (channel, pitch) -> sounding note
+  std::array<int, 16> program{};             // current program per channel
+  std::map<std::pair<int, int>, Open> open;  // (channel, pitch) -> sounding note
   double last_time = 0;
   auto close = [&](int ch, int pitch, const Open& o, double t) {
     Note n;
@@ -355,16 +360,16 @@ std::string encode_midi(const Song& song) {
   // its program change (exact for libsmf-style readers, approximate where they overlap).
   std::map<int, std::vector<std::pair<int, Span>>> by_program;  // program (-1 = drums) -> (pitch, span)
   for (const Note& n : song.notes) {
-    IMAGINE_CHECK(n.pitch >= 0 && n.pitch <= 127, "notes must have MIDI pitches 0..127", "cannot write MIDI: pitch ",
-                  n.pitch);
+    IMAGINE_CHECK(n.pitch >= 0 && n.pitch <= 127, "notes must have MIDI pitches 0..127",
+                  "cannot write MIDI: pitch ", n.pitch);
     IMAGINE_CHECK(n.velocity >= 1 && n.velocity <= 127, "note velocities must be 1..127",
                   "cannot write MIDI: velocity ", n.velocity);
     IMAGINE_CHECK(n.drum || (n.program >= 0 && n.program <= 127), "programs must be 0..127",
                   "cannot write MIDI: program ", n.program);
     IMAGINE_CHECK(std::isfinite(n.start) && std::isfinite(n.end) && n.start >= 0 && n.end > n.start &&
                       n.end * kWriteTicksPerSecond < kMaxTicks,
-                  "notes need 0 <= start < end (and under three days)", "cannot write MIDI: a note from ", n.start,
-                  " s to ", n.end, " s");
+                  "notes need 0 <= start < end (and under three days)", "cannot write MIDI: a note from ",
+                  n.start, " s to ", n.end, " s");
     const long on = std::lround(n.start * kWriteTicksPerSecond);
     const long off = std::max(on + 1, std::lround(n.end * kWriteTicksPerSecond));
     by_program[n.drum ? -1 : n.program].push_back({n.pitch, Span{on, off, n.velocity}});
@@ -402,8 +407,9 @@ std::string encode_midi(const Song& song) {
     // Same pitch overlapping itself: the earlier note ends where the later begins, which is
     // exactly what a reader (ours included) makes of it; identical onsets keep one note.
     std::sort(notes.begin(), notes.end(), [](const auto& a, const auto& b) {
-      return a.first != b.first ? a.first < b.first
-                                : (a.second.on != b.second.on ? a.second.on < b.second.on : a.second.off > b.second.off);
+      return a.first != b.first
+                 ? a.first < b.first
+                 : (a.second.on != b.second.on ? a.second.on < b.second.on : a.second.off > b.second.off);
     });
     struct Ev {
       long tick;
@@ -422,8 +428,9 @@ std::string encode_midi(const Song& song) {
       evs.push_back({s.on, 2, 0x90 | ch, pitch, s.velocity});
       evs.push_back({s.off, 0, 0x80 | ch, pitch, 64});
     }
-    std::stable_sort(evs.begin(), evs.end(),
-                     [](const Ev& a, const Ev& b) { return a.tick != b.tick ? a.tick < b.tick : a.order < b.order; });
+    std::stable_sort(evs.begin(), evs.end(), [](const Ev& a, const Ev& b) {
+      return a.tick != b.tick ? a.tick < b.tick : a.order < b.order;
+    });
 
     // smf_save reads the file back to check it and frees that copy one event at a time,
     // which is quadratic in a track's length; tracks of at most kEventsPerTrack events keep
@@ -445,7 +452,9 @@ std::string encode_midi(const Song& song) {
   std::vector<char> name(tmpl.begin(), tmpl.end());
   name.push_back('\0');
   const int fd = mkstemp(name.data());
-  IMAGINE_CHECK(fd >= 0, "check that the temp directory (TMPDIR) is writable", "cannot create a temp file ", tmpl);
+  const TempFileGuard removed_if_stopped(name.data());
+  IMAGINE_CHECK(fd >= 0, "check that the temp directory (TMPDIR) is writable", "cannot create a temp file ",
+                tmpl);
   close(fd);
   const int rc = smf_save(smf.get(), name.data());
   std::string bytes;

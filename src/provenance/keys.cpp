@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "core/model_dir.h"
+#include "core/signals.h"
 
 namespace imagine {
 
@@ -50,14 +51,17 @@ void make_private_dirs(const std::string& dir) {
     if (i == dir.size() || dir[i] == '/') {
       const std::string part = dir.substr(0, i);
       if (::mkdir(part.c_str(), 0700) != 0 && errno != EEXIST)
-        throw Error(str("cannot create ", part, ": ", std::strerror(errno)), "check the permissions of the folder");
+        throw Error(str("cannot create ", part, ": ", std::strerror(errno)),
+                    "check the permissions of the folder");
     }
   }
 }
 
 }  // namespace
 
-std::string WatermarkKey::id() const { return sha256_hex("imagine-watermark-key-id\n" + bytes).substr(0, 16); }
+std::string WatermarkKey::id() const {
+  return sha256_hex("imagine-watermark-key-id\n" + bytes).substr(0, 16);
+}
 
 std::string config_dir() {
   const char* xdg = std::getenv("XDG_CONFIG_HOME");
@@ -83,13 +87,16 @@ std::string random_bytes(size_t n) {
 }
 
 WatermarkKey create_watermark_key(const std::string& path) {
-  IMAGINE_CHECK(!path_exists(path), "remove it first if you really want a new key (outputs marked with it will no "
-                "longer be detected)", "refusing to overwrite the key file ", path);
+  IMAGINE_CHECK(!path_exists(path),
+                "remove it first if you really want a new key (outputs marked with it will no "
+                "longer be detected)",
+                "refusing to overwrite the key file ", path);
   WatermarkKey k;
   k.bytes = random_bytes(32);
   k.path = path;
   // Created 0600 from the start: the key never exists world-readable, even briefly.
   const std::string tmp = path + ".tmp" + std::to_string(::getpid());
+  const TempFileGuard removed_if_stopped(tmp.c_str());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
   IMAGINE_CHECK(fd >= 0, "check that the folder exists and is writable", "cannot create ", tmp, ": ",
                 std::strerror(errno));
@@ -99,7 +106,8 @@ WatermarkKey create_watermark_key(const std::string& path) {
   if (!ok || ::link(tmp.c_str(), path.c_str()) != 0) {  // link: fails rather than replaces
     const int err = errno;
     ::unlink(tmp.c_str());
-    throw Error(str("cannot write the key file ", path, ": ", std::strerror(err)), "check the disk and permissions");
+    throw Error(str("cannot write the key file ", path, ": ", std::strerror(err)),
+                "check the disk and permissions");
   }
   ::unlink(tmp.c_str());
   return k;
@@ -115,13 +123,15 @@ WatermarkKey load_watermark_key(const std::string& path_in, bool create) {
       return create_watermark_key(path);
     }
   }
-  IMAGINE_CHECK(path_exists(path), path_in.empty() ? "generate something once to create it, or pass --watermark-key FILE"
-                                              : "check the path given to --watermark-key",
+  IMAGINE_CHECK(path_exists(path),
+                path_in.empty() ? "generate something once to create it, or pass --watermark-key FILE"
+                                : "check the path given to --watermark-key",
                 "watermark key not found: ", path);
   const std::string text = read_file(path);
   const std::string hint = "a watermark key file starts with '" + std::string(kHeader) +
                            "' (it is created by imagine on first use; a signing key is a different file)";
-  IMAGINE_CHECK(text.compare(0, std::strlen(kHeader), kHeader) == 0, hint, path, " is not an imagine watermark key");
+  IMAGINE_CHECK(text.compare(0, std::strlen(kHeader), kHeader) == 0, hint, path,
+                " is not an imagine watermark key");
   std::string body = text.substr(std::strlen(kHeader));
   std::string hex;
   for (char c : body)

@@ -78,10 +78,16 @@ std::vector<OptimizerGroup> TrainTask::optimizer_groups(const AdamWConfig& recip
   return {OptimizerGroup{"", named_params(model()), recipe_adamw}};
 }
 
-Trainer::Trainer(TrainTask& task, TrainRecipe recipe, std::string out_dir, uint64_t seed, nlohmann::json run_info,
-                 bool quiet)
-    : task_(task), recipe_(recipe), out_(std::move(out_dir)), seed_(seed), run_info_(std::move(run_info)),
-      quiet_(quiet), groups_(task.optimizer_groups(recipe.adamw)), data_rng_(seed ^ 0x5EEDDA7AULL) {
+Trainer::Trainer(TrainTask& task, TrainRecipe recipe, std::string out_dir, uint64_t seed,
+                 nlohmann::json run_info, bool quiet)
+    : task_(task),
+      recipe_(recipe),
+      out_(std::move(out_dir)),
+      seed_(seed),
+      run_info_(std::move(run_info)),
+      quiet_(quiet),
+      groups_(task.optimizer_groups(recipe.adamw)),
+      data_rng_(seed ^ 0x5EEDDA7AULL) {
   IMAGINE_CHECK(!groups_.empty(), "", "a training task declared no optimizer groups");
   for (auto& g : groups_) opts_.emplace_back(g.params, g.adamw);
 }
@@ -96,7 +102,8 @@ static torch::Generator cpu_generator() { return at::detail::getDefaultCPUGenera
 
 void Trainer::resume() {
   std::string dir = join_path(out_, "checkpoint-latest");
-  if (!path_exists(join_path(dir, "trainer_state.json")) && path_exists(join_path(out_, "checkpoint-latest.old")))
+  if (!path_exists(join_path(dir, "trainer_state.json")) &&
+      path_exists(join_path(out_, "checkpoint-latest.old")))
     dir = join_path(out_, "checkpoint-latest.old");  // a crash during the swap
   const std::string state_json = join_path(dir, "trainer_state.json");
   IMAGINE_CHECK(path_exists(state_json), "train without --resume to start a new run",
@@ -108,7 +115,8 @@ void Trainer::resume() {
     throw Error(state_json + " is not valid JSON", "the checkpoint is damaged; start a new run");
   }
   IMAGINE_CHECK(st.value("format", "") == "imagine.trainer_state" && st.value("format_version", 0) == 1,
-                "the checkpoint is damaged or from another version", state_json, " is not a trainer state v1");
+                "the checkpoint is damaged or from another version", state_json,
+                " is not a trainer state v1");
   for (auto& [file, sha] : json_field(st, "files", state_json).items()) {
     IMAGINE_CHECK(sha256_file(join_path(dir, file)) == sha.get<std::string>(),
                   "the checkpoint is damaged; start a new run", join_path(dir, file),
@@ -125,15 +133,19 @@ void Trainer::resume() {
     for (auto& [k, v] : ts.tensors)
       if (k.rfind(prefix, 0) == 0) mine[k.substr(prefix.size())] = v;
     int64_t steps = 0;
-    if (opt_steps.is_number_integer() && groups_.size() == 1) steps = opt_steps.get<int64_t>();
-    else if (opt_steps.is_object() && opt_steps.contains(groups_[i].name)) steps = opt_steps[groups_[i].name].get<int64_t>();
-    else throw Error(state_json + " has no optimizer step count for group '" + groups_[i].name + "'",
-                     "the checkpoint is from another model family; start without --resume");
+    if (opt_steps.is_number_integer() && groups_.size() == 1)
+      steps = opt_steps.get<int64_t>();
+    else if (opt_steps.is_object() && opt_steps.contains(groups_[i].name))
+      steps = opt_steps[groups_[i].name].get<int64_t>();
+    else
+      throw Error(state_json + " has no optimizer step count for group '" + groups_[i].name + "'",
+                  "the checkpoint is from another model family; start without --resume");
     opts_[i].load_state(mine, steps);
   }
   data_rng_.set_state(json_field(st, "data_rng", state_json).get<std::string>());
   auto it = ts.tensors.find("rng.torch_cpu");
-  IMAGINE_CHECK(it != ts.tensors.end(), "the checkpoint is damaged", "trainer state lacks the torch RNG state");
+  IMAGINE_CHECK(it != ts.tensors.end(), "the checkpoint is damaged",
+                "trainer state lacks the torch RNG state");
   {
     auto gen = cpu_generator();
     std::lock_guard<std::mutex> lock(gen.mutex());
@@ -215,19 +227,20 @@ void Trainer::save_latest(int64_t step, double elapsed) {
   const std::string state_bytes = safetensors_bytes(state);
   write_file_atomic(join_path(tmp, "model.safetensors"), model_bytes);
   write_file_atomic(join_path(tmp, "trainer_state.safetensors"), state_bytes);
-  nlohmann::json st = {{"format", "imagine.trainer_state"},
-                       {"format_version", 1},
-                       {"step", step},
-                       {"optimizer_steps", opt_steps},
-                       {"data_rng", data_rng_.state()},
-                       {"lr", lr_at(step, recipe_.lr, recipe_.min_lr, recipe_.warmup_steps, recipe_.decay_end())},
-                       {"best_val_loss", std::isfinite(best_val_) ? nlohmann::json(best_val_) : nlohmann::json(nullptr)},
-                       {"best_step", best_step_},
-                       {"elapsed_s", elapsed},
-                       {"recipe", recipe_.to_json()},
-                       {"files",
-                        {{"model.safetensors", sha256_hex(model_bytes)},
-                         {"trainer_state.safetensors", sha256_hex(state_bytes)}}}};
+  nlohmann::json st = {
+      {"format", "imagine.trainer_state"},
+      {"format_version", 1},
+      {"step", step},
+      {"optimizer_steps", opt_steps},
+      {"data_rng", data_rng_.state()},
+      {"lr", lr_at(step, recipe_.lr, recipe_.min_lr, recipe_.warmup_steps, recipe_.decay_end())},
+      {"best_val_loss", std::isfinite(best_val_) ? nlohmann::json(best_val_) : nlohmann::json(nullptr)},
+      {"best_step", best_step_},
+      {"elapsed_s", elapsed},
+      {"recipe", recipe_.to_json()},
+      {"files",
+       {{"model.safetensors", sha256_hex(model_bytes)},
+        {"trainer_state.safetensors", sha256_hex(state_bytes)}}}};
   write_file_atomic(join_path(tmp, "trainer_state.json"), st.dump(2) + "\n");
   // Swap: the previous checkpoint survives until the new one is complete and in place.
   std::error_code ec;
@@ -251,13 +264,17 @@ static std::string fmt(double v, int prec = 4) {
 
 static std::string fmt_rate(double r) {
   std::ostringstream os;
-  if (r >= 1e6) os << std::fixed << std::setprecision(2) << r / 1e6 << "M";
-  else if (r >= 1e3) os << std::fixed << std::setprecision(1) << r / 1e3 << "k";
-  else os << std::fixed << std::setprecision(0) << r;
+  if (r >= 1e6)
+    os << std::fixed << std::setprecision(2) << r / 1e6 << "M";
+  else if (r >= 1e3)
+    os << std::fixed << std::setprecision(1) << r / 1e3 << "k";
+  else
+    os << std::fixed << std::setprecision(0) << r;
   return os.str();
 }
 
 TrainOutcome Trainer::run() {
+  CooperativeInterrupts coop("finishing the current step and saving a checkpoint");
   make_dirs(out_);
   TrainOutcome out;
   auto& model = task_.model();
@@ -319,8 +336,8 @@ TrainOutcome Trainer::run() {
         }
         group_loss[g] = loss_sum / recipe_.grad_accum;
         if (!std::isfinite(group_loss[g]))
-          throw Error(str("training diverged: ", groups_[g].name.empty() ? "" : groups_[g].name + " ", "loss is ",
-                          group_loss[g], " at step ", step + 1),
+          throw Error(str("training diverged: ", groups_[g].name.empty() ? "" : groups_[g].name + " ",
+                          "loss is ", group_loss[g], " at step ", step + 1),
                       "lower --lr or raise --warmup-steps; the last good checkpoint is in checkpoint-latest");
         if (recipe_.grad_clip > 0) {
           std::vector<torch::Tensor> ps;
@@ -383,7 +400,8 @@ TrainOutcome Trainer::run() {
   return out;
 }
 
-Options resume_options(const Options& given, const nlohmann::json& previous, const std::vector<std::string>& arch_keys) {
+Options resume_options(const Options& given, const nlohmann::json& previous,
+                       const std::vector<std::string>& arch_keys) {
   Options o = given;
   const nlohmann::json recorded =
       previous.value("training", nlohmann::json::object()).value("options", nlohmann::json::object());
@@ -396,8 +414,8 @@ Options resume_options(const Options& given, const nlohmann::json& previous, con
     Options probe = given;
     probe.set_json(k, v, "checkpoint");
     const bool arch = std::find(arch_keys.begin(), arch_keys.end(), k) != arch_keys.end();
-    IMAGINE_CHECK(!arch || probe.s(k) == given.s(k), "drop the architecture flags when resuming", "--", k, " ",
-                  given.s(k), " differs from the checkpoint's ", probe.s(k),
+    IMAGINE_CHECK(!arch || probe.s(k) == given.s(k), "drop the architecture flags when resuming", "--", k,
+                  " ", given.s(k), " differs from the checkpoint's ", probe.s(k),
                   "; the architecture cannot change when resuming");
   }
   return o;
@@ -414,18 +432,19 @@ RunSetup start_run(const Options& given, const std::vector<std::string>& arch_ke
     s.options = resume_options(given, s.previous, arch_keys);
   } else {
     IMAGINE_CHECK(!path_exists(join_path(s.out, "config.json")),
-                  "pass --resume to continue it, or choose another --out (delete the folder to start over)", s.out,
-                  " already holds a model; refusing to overwrite it");
+                  "pass --resume to continue it, or choose another --out (delete the folder to start over)",
+                  s.out, " already holds a model; refusing to overwrite it");
   }
   // A resumed run keeps the licence it recorded unless --data-license is given again (the
   // recorded flag may name a file that is gone by now).
   const bool has_flag = s.options.table && s.options.table->find("data-license");
-  s.data_license = resolve_data_license(has_flag && given.given("data-license") ? given.s("data-license") : "",
-                                        s.previous);
+  s.data_license = resolve_data_license(
+      has_flag && given.given("data-license") ? given.s("data-license") : "", s.previous);
   s.threads = set_threads(static_cast<int>(s.options.i("threads")));
   s.device = resolve_device(s.options.s("device"));
   int64_t seed = s.options.i("seed");
-  if (s.resume) seed = s.previous["training"].value("seed", int64_t{0});  // the recorded seed, even if it was -1
+  if (s.resume)
+    seed = s.previous["training"].value("seed", int64_t{0});  // the recorded seed, even if it was -1
   s.seed = resolve_seed(seed);
   return s;
 }
@@ -466,7 +485,8 @@ TrainRecipe recipe_from_options(const Options& o) {
   if (has("eval-iters")) r.eval_iters = o.i("eval-iters");
   if (has("log-every")) r.log_every = o.i("log-every");
   if (has("stop-at-loss")) r.stop_at_loss = o.f("stop-at-loss");
-  IMAGINE_CHECK(r.min_lr <= r.lr, "pass --min-lr at most --lr", "--min-lr ", r.min_lr, " exceeds --lr ", r.lr);
+  IMAGINE_CHECK(r.min_lr <= r.lr, "pass --min-lr at most --lr", "--min-lr ", r.min_lr, " exceeds --lr ",
+                r.lr);
   return r;
 }
 

@@ -170,6 +170,14 @@ TEST_F(Cli, GenerateIsReproducibleBySeed) {
   ASSERT_EQ(nk.code, 0) << nk.err;
   EXPECT_EQ(nk.out, nn.out);
   EXPECT_EQ(nk.out.rfind("KING", 0), 0u) << nk.out;  // the prompt is echoed first
+  // nor sampled output far past the context (both slide the same window)
+  const std::vector<std::string> far = {"--max-tokens", "150", "--seed", "4", "--quiet", "--prompt", "KING"};
+  std::vector<std::string> far_nk = far;
+  far_nk.push_back("--no-kv-cache");
+  auto fk = run_imagine(gen(model_, far));
+  auto fn = run_imagine(gen(model_, far_nk));
+  ASSERT_EQ(fk.code, 0) << fk.err;
+  EXPECT_EQ(fk.out, fn.out);
 }
 
 // --count N decodes the samples together in one batch; each is what its seed gives alone
@@ -219,6 +227,29 @@ TEST_F(Cli, StopTruncatesAndOutWritesTheFile) {
   EXPECT_EQ(o.out, full.out);
   ASSERT_TRUE(fs::exists(file));
   EXPECT_EQ(slurp(file), full.out);
+}
+
+// Ctrl-C during a long generation ends the sample there and keeps it: the text printed so
+// far, the file and its manifest are written, the stop reason says so, exit 128 + SIGINT.
+TEST_F(Cli, CtrlCEndsTheSampleAndKeepsTheFile) {
+  const std::string out = g_tmp + "/interrupted.txt";
+  const auto args = gen(model_, {"--max-tokens", "1000000", "--seed", "3", "--out", out});
+  const pid_t pid = spawn_imagine(args, g_tmp + "/gint.out", g_tmp + "/gint.err");
+  ASSERT_GT(pid, 0);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (slurp(g_tmp + "/gint.out").size() < 2000 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_GE(slurp(g_tmp + "/gint.out").size(), 2000u) << "no text streamed: " << slurp(g_tmp + "/gint.err");
+  const ProcResult r = interrupt(pid, g_tmp + "/gint.out", g_tmp + "/gint.err", 30);
+  EXPECT_TRUE(r.exited) << describe(args, r);
+  EXPECT_EQ(r.code, 128 + SIGINT) << describe(args, r);
+  EXPECT_TRUE(has(r.err, "stop: interrupted")) << r.err;
+  ASSERT_TRUE(fs::exists(out)) << r.err;
+  EXPECT_TRUE(fs::exists(out + ".provenance.json"));
+  const std::string file = slurp(out);
+  EXPECT_GT(file.size(), 1000u);
+  EXPECT_LT(file.size(), 1000000u) << "the sample ended at the signal, not at max-tokens";
+  EXPECT_EQ(r.out.rfind(file.substr(0, 1000), 0), 0u) << "the file holds what was printed";
 }
 
 TEST_F(Cli, InfoAndEval) {
@@ -403,11 +434,7 @@ TEST_F(Cli, InterruptSavesACheckpointAndResumeContinues) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   ASSERT_GE(logged, 5) << "training did not get going: " << slurp(g_tmp + "/int.err");
-  kill(pid, SIGINT);
-  ProcResult r;
-  wait_for(pid, r, 120);
-  r.out = slurp(g_tmp + "/int.out");
-  r.err = slurp(g_tmp + "/int.err");
+  const ProcResult r = interrupt(pid, g_tmp + "/int.out", g_tmp + "/int.err", 120);
   EXPECT_TRUE(r.exited) << describe(args, r);
   EXPECT_EQ(r.code, 128 + SIGINT) << describe(args, r);
   EXPECT_TRUE(has(r.err, "interrupt")) << r.err;

@@ -7,16 +7,14 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-
 #include <nlohmann/json.hpp>
-
-#include "core/files.h"
-#include "data/image_dataset.h"
-#include "image/image.h"
 
 #include "../support/metrics.h"
 #include "../support/run_cli.h"
 #include "../support/temp_dir.h"
+#include "core/files.h"
+#include "data/image_dataset.h"
+#include "image/image.h"
 
 namespace fs = std::filesystem;
 using namespace imagine::testing;
@@ -33,7 +31,8 @@ std::vector<nlohmann::json> read_metrics(const std::string& dir) { return read_m
   if (a.width != b.width || a.height != b.height || a.channels != b.channels)
     return ::testing::AssertionFailure() << "different sizes";
   int worst = 0;
-  for (size_t i = 0; i < a.pixels.size(); i++) worst = std::max(worst, std::abs(int(a.pixels[i]) - int(b.pixels[i])));
+  for (size_t i = 0; i < a.pixels.size(); i++)
+    worst = std::max(worst, std::abs(int(a.pixels[i]) - int(b.pixels[i])));
   if (worst > 1) return ::testing::AssertionFailure() << "pixels differ by up to " << worst;
   return ::testing::AssertionSuccess();
 }
@@ -62,12 +61,13 @@ class ImageCli : public ::testing::Test {
 
   static std::vector<std::string> train_args(const std::string& family, const std::string& out,
                                              std::vector<std::string> extra) {
-    std::vector<std::string> a = {"train",           "image",      "--model", family, "--out", out, "--preset",
-                                  "tiny",            "--threads",  "1",       "--feature-cache", cache_};
+    std::vector<std::string> a = {"train",    "image", "--model",   family, "--out",           out,
+                                  "--preset", "tiny",  "--threads", "1",    "--feature-cache", cache_};
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   }
-  static std::vector<std::string> verb(const std::string& v, const std::string& model, std::vector<std::string> extra) {
+  static std::vector<std::string> verb(const std::string& v, const std::string& model,
+                                       std::vector<std::string> extra) {
     std::vector<std::string> a = {v, "image", "--model", model, "--threads", "1", "--quiet"};
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
@@ -133,14 +133,17 @@ TEST_F(ImageCli, GenerateWritesGridsAndSeededFilesReproducibly) {
   for (auto* model : {&vae_, &gan_}) {
     fs::remove_all(dir);
     ok(verb("generate", *model, {"--count", "3", "--out", dir, "--seed", "10"}));
-    for (int s = 10; s < 13; s++) EXPECT_TRUE(fs::exists(dir + "/sample-s" + std::to_string(s) + ".png")) << s;
+    for (int s = 10; s < 13; s++)
+      EXPECT_TRUE(fs::exists(dir + "/sample-s" + std::to_string(s) + ".png")) << s;
     const std::string first = slurp(dir + "/sample-s10.png");
     ok(verb("generate", *model, {"--count", "1", "--out", dir + "/again.png", "--seed", "10"}));
     EXPECT_TRUE(same_pixels(imagine::read_image(dir + "/again.png"), imagine::decode_image(first, "s10")));
-    EXPECT_NE(imagine::read_image(dir + "/sample-s11.png").pixels, imagine::decode_image(first, "s10").pixels);
+    EXPECT_NE(imagine::read_image(dir + "/sample-s11.png").pixels,
+              imagine::decode_image(first, "s10").pixels);
   }
   // --upscale enlarges, --truncation is accepted.
-  ok(verb("generate", gan_, {"--count", "1", "--out", g_tmp + "/big.png", "--upscale", "3", "--truncation", "0.7"}));
+  ok(verb("generate", gan_,
+          {"--count", "1", "--out", g_tmp + "/big.png", "--upscale", "3", "--truncation", "0.7"}));
   EXPECT_EQ(imagine::read_image(g_tmp + "/big.png").width, 84);
 }
 
@@ -150,7 +153,8 @@ TEST_F(ImageCli, InterpolationEndpointsDecodeFromTheEndpointLatents) {
     fs::remove_all(g_tmp + "/strip-frames");
     ok(verb("interpolate", *model, {"--from", "seed:5", "--to", "seed:9", "--steps", "5", "--out", strip}));
     EXPECT_EQ(imagine::read_image(strip).width, 5 * 28 + 6 * 2);
-    for (int i = 0; i < 5; i++) EXPECT_TRUE(fs::exists(g_tmp + "/strip-frames/frame-000" + std::to_string(i) + ".png"));
+    for (int i = 0; i < 5; i++)
+      EXPECT_TRUE(fs::exists(g_tmp + "/strip-frames/frame-000" + std::to_string(i) + ".png"));
     ok(verb("generate", *model, {"--count", "1", "--seed", "5", "--out", g_tmp + "/s5.png"}));
     ok(verb("generate", *model, {"--count", "1", "--seed", "9", "--out", g_tmp + "/s9.png"}));
     EXPECT_TRUE(same_pixels(imagine::read_image(g_tmp + "/strip-frames/frame-0000.png"),
@@ -160,15 +164,19 @@ TEST_F(ImageCli, InterpolationEndpointsDecodeFromTheEndpointLatents) {
     EXPECT_NE(imagine::read_image(g_tmp + "/strip-frames/frame-0002.png").pixels,
               imagine::read_image(g_tmp + "/s5.png").pixels);
   }
-  expect_clean_failure(verb("interpolate", vae_, {"--from", "seed:x", "--to", "seed:1", "--out", g_tmp + "/x.png"}), 2);
-  expect_clean_failure(verb("interpolate", vae_, {"--from", "seed:1", "--to", "seed:2", "--steps", "1", "--out",
-                                                  g_tmp + "/x.png"}), 2);
+  expect_clean_failure(
+      verb("interpolate", vae_, {"--from", "seed:x", "--to", "seed:1", "--out", g_tmp + "/x.png"}), 2);
+  expect_clean_failure(
+      verb("interpolate", vae_,
+           {"--from", "seed:1", "--to", "seed:2", "--steps", "1", "--out", g_tmp + "/x.png"}),
+      2);
 }
 
 TEST_F(ImageCli, VaryAndReconstructEncodeTheInput) {
   const std::string input = g_tmp + "/input.png";
   ok(verb("generate", vae_, {"--count", "1", "--seed", "77", "--out", input}));
-  auto r = ok(verb("vary", vae_, {"--input", input, "--count", "3", "--strength", "0.5", "--out", g_tmp + "/vary.png"}));
+  auto r = ok(verb("vary", vae_,
+                   {"--input", input, "--count", "3", "--strength", "0.5", "--out", g_tmp + "/vary.png"}));
   EXPECT_NE(r.out.find("reconstruction mse"), std::string::npos) << r.out;
   EXPECT_EQ(imagine::read_image(g_tmp + "/vary.png").width, 3 * 28 + 4 * 2);  // 5 tiles: near-square 3 x 2
   // Strength 0: every variation is the reconstruction itself.
@@ -185,12 +193,14 @@ TEST_F(ImageCli, VaryAndReconstructEncodeTheInput) {
   EXPECT_NE(r.out.find("psnr"), std::string::npos);
   EXPECT_TRUE(same_pixels(imagine::read_image(g_tmp + "/recon.png"), recon));
   // A GAN has no encoder: it searches for the latent and reports how well it matched.
-  r = ok(verb("vary", gan_, {"--input", input, "--count", "2", "--search-steps", "20", "--out", g_tmp + "/gvary.png"}));
+  r = ok(verb("vary", gan_,
+              {"--input", input, "--count", "2", "--search-steps", "20", "--out", g_tmp + "/gvary.png"}));
   EXPECT_NE(r.out.find("reconstruction mse"), std::string::npos) << r.out;
   // A JPEG-named file that is not an image, and a missing file.
   imagine::write_file_atomic(g_tmp + "/bad.jpg", "definitely not a jpeg");
   expect_clean_failure(verb("vary", vae_, {"--input", g_tmp + "/bad.jpg", "--out", g_tmp + "/v"}), 1);
-  expect_clean_failure(verb("reconstruct", vae_, {"--input", g_tmp + "/nope.png", "--out", g_tmp + "/r.png"}), 1);
+  expect_clean_failure(verb("reconstruct", vae_, {"--input", g_tmp + "/nope.png", "--out", g_tmp + "/r.png"}),
+                       1);
   expect_clean_failure(verb("vary", vae_, {"--input", input, "--strength", "2", "--out", g_tmp + "/v"}), 2);
 }
 
@@ -202,15 +212,19 @@ TEST_F(ImageCli, BlendValidatesItsWeights) {
   EXPECT_NE(r.out.find(":0.3"), std::string::npos) << r.out;
   // Weights are normalised: 3 and 7 give the same blend as 0.3 and 0.7.
   ok(verb("blend", vae_, {"--inputs", a + ":3," + b + ":7", "--out", g_tmp + "/blend2.png"}));
-  EXPECT_EQ(imagine::read_image(g_tmp + "/blend.png").pixels, imagine::read_image(g_tmp + "/blend2.png").pixels);
-  for (const std::string& bad : std::vector<std::string>{a, a + ":-1," + b, a + ":abc," + b, a + ":0," + b + ":0", a + ",," + b, a + ":nan," + b})
+  EXPECT_EQ(imagine::read_image(g_tmp + "/blend.png").pixels,
+            imagine::read_image(g_tmp + "/blend2.png").pixels);
+  for (const std::string& bad : std::vector<std::string>{a, a + ":-1," + b, a + ":abc," + b,
+                                                         a + ":0," + b + ":0", a + ",," + b, a + ":nan," + b})
     expect_clean_failure(verb("blend", vae_, {"--inputs", bad, "--out", g_tmp + "/x.png"}), 2);
-  expect_clean_failure(verb("blend", vae_, {"--inputs", a + "," + g_tmp + "/missing.png", "--out", g_tmp + "/x.png"}), 1);
+  expect_clean_failure(
+      verb("blend", vae_, {"--inputs", a + "," + g_tmp + "/missing.png", "--out", g_tmp + "/x.png"}), 1);
 }
 
 TEST_F(ImageCli, EvalReportsDistancesLikelihoodAndNearestTrainingImages) {
-  std::vector<std::string> args = {"eval", vae_, "--samples", "64", "--iw-k", "5", "--iw-images", "20", "--limit", "512",
-                                   "--json", "--threads", "1", "--quiet", "--feature-cache", cache_};
+  std::vector<std::string> args = {"eval",        vae_,      "--samples",       "64",  "--iw-k", "5",
+                                   "--iw-images", "20",      "--limit",         "512", "--json", "--threads",
+                                   "1",           "--quiet", "--feature-cache", cache_};
   auto r = ok(args);
   auto j = nlohmann::json::parse(r.out);
   for (auto* k : {"fid", "kid", "precision", "recall", "elbo_nll", "iw_nll", "fid_floor"})
@@ -222,7 +236,8 @@ TEST_F(ImageCli, EvalReportsDistancesLikelihoodAndNearestTrainingImages) {
   EXPECT_GT(j["nearest_train_distance"][0].get<double>(), 0.0);
   // Deterministic for a seed.
   EXPECT_EQ(ok(args).out, r.out);
-  auto g = ok({"eval", gan_, "--samples", "64", "--limit", "512", "--threads", "1", "--quiet", "--feature-cache", cache_});
+  auto g = ok({"eval", gan_, "--samples", "64", "--limit", "512", "--threads", "1", "--quiet",
+               "--feature-cache", cache_});
   EXPECT_NE(g.out.find("fid "), std::string::npos) << g.out;
   EXPECT_NE(g.out.find("nearest training image"), std::string::npos) << g.out;
   auto info = ok({"info", gan_});
@@ -235,7 +250,8 @@ TEST_F(ImageCli, GanResumeMatchesAnUninterruptedRun) {
   ok(train_args("gan", straight, {"--steps", "20", "--eval-every", "10", "--log-every", "1", "--quiet"}));
   ok(train_args("gan", resumed, {"--steps", "10", "--eval-every", "10", "--log-every", "1", "--quiet"}));
   // The preset is given again, so its logging cadence must be overridden again too.
-  ok(train_args("gan", resumed, {"--steps", "20", "--resume", "--eval-every", "10", "--log-every", "1", "--quiet"}));
+  ok(train_args("gan", resumed,
+                {"--steps", "20", "--resume", "--eval-every", "10", "--log-every", "1", "--quiet"}));
   auto a = read_metrics(straight), b = read_metrics(resumed);
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); i++) {
@@ -251,11 +267,16 @@ TEST_F(ImageCli, ConditionalModelsGenerateTheRequestedClass) {
   const std::string cgan = g_tmp + "/cgan";
   ok(train_args("gan", cgan, {"--conditional", "--steps", "10", "--quiet"}));
   EXPECT_EQ(read_json(cgan + "/config.json")["architecture"]["classes"], 10);
-  ok(verb("generate", cgan, {"--count", "2", "--seed", "4", "--class", "Sneaker", "--out", g_tmp + "/sneakers.png"}));
-  ok(verb("generate", cgan, {"--count", "2", "--seed", "4", "--class", "7", "--out", g_tmp + "/sneakers7.png"}));
-  ok(verb("generate", cgan, {"--count", "2", "--seed", "4", "--class", "0", "--out", g_tmp + "/tshirts.png"}));
-  EXPECT_NE(imagine::read_image(g_tmp + "/sneakers.png").pixels, imagine::read_image(g_tmp + "/tshirts.png").pixels);
-  EXPECT_EQ(imagine::read_image(g_tmp + "/sneakers.png").pixels, imagine::read_image(g_tmp + "/sneakers7.png").pixels);
+  ok(verb("generate", cgan,
+          {"--count", "2", "--seed", "4", "--class", "Sneaker", "--out", g_tmp + "/sneakers.png"}));
+  ok(verb("generate", cgan,
+          {"--count", "2", "--seed", "4", "--class", "7", "--out", g_tmp + "/sneakers7.png"}));
+  ok(verb("generate", cgan,
+          {"--count", "2", "--seed", "4", "--class", "0", "--out", g_tmp + "/tshirts.png"}));
+  EXPECT_NE(imagine::read_image(g_tmp + "/sneakers.png").pixels,
+            imagine::read_image(g_tmp + "/tshirts.png").pixels);
+  EXPECT_EQ(imagine::read_image(g_tmp + "/sneakers.png").pixels,
+            imagine::read_image(g_tmp + "/sneakers7.png").pixels);
   auto r = run_imagine(verb("generate", cgan, {"--class", "Spaceship", "--out", g_tmp + "/x.png"}));
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("Ankle boot"), std::string::npos) << r.err;  // the hint lists the classes
@@ -298,3 +319,32 @@ TEST_F(ImageCli, BadTrainingInputFailsCleanly) {
 }
 
 }  // namespace
+
+// The first Ctrl-C stops every verb, not only training: a long evaluation and a long grid
+// generation exit 128 + SIGINT within seconds of the signal, say so, and leave neither a
+// temporary file nor a half-written output.
+TEST_F(ImageCli, CtrlCStopsLongVerbsAtOnceAndLeavesNoTempFiles) {
+  const std::string dir = g_tmp + "/interrupted";
+  fs::create_directories(dir);
+  const std::vector<std::vector<std::string>> runs = {
+      {"eval", vae_, "--samples", "1000000", "--quiet", "--threads", "1", "--feature-cache", cache_},
+      {"generate", "image", "--model", gan_, "--count", "100000", "--out", dir + "/grid.png", "--quiet",
+       "--threads", "1"}};
+  for (const auto& args : runs) {
+    const pid_t pid = spawn_imagine(args, dir + "/run.out", dir + "/run.err");
+    ASSERT_GT(pid, 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+    ASSERT_EQ(waitpid(pid, nullptr, WNOHANG), 0)
+        << "the verb must still be working: " << slurp(dir + "/run.err");
+    const auto t0 = std::chrono::steady_clock::now();
+    const ProcResult r = interrupt(pid, dir + "/run.out", dir + "/run.err", 60);
+    const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_TRUE(r.exited) << describe(args, r);
+    EXPECT_EQ(r.code, 128 + SIGINT) << describe(args, r);
+    EXPECT_LT(took, 5.0) << "stopped " << took << " s after the signal";
+    EXPECT_TRUE(r.err.find("interrupted") != std::string::npos) << r.err;
+  }
+  for (const auto& e : fs::directory_iterator(dir))
+    EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
+  EXPECT_FALSE(fs::exists(dir + "/grid.png")) << "no output from a run that was stopped";
+}

@@ -62,6 +62,41 @@ TEST(Decode, SlotsDecodedTogetherMatchEachDecodedAlone) {
   }
 }
 
+// The uncached path (--no-kv-cache) slides the same window at the same steps as the cache,
+// so past many full contexts both see the same logits (to float rounding) and write the same
+// tokens, greedy and sampled, from a prompt shorter and one longer than the context.
+TEST(Decode, CachedAndUncachedWriteTheSameTextBeyondTheWindow) {
+  torch::set_num_threads(1);
+  auto gpt = tiny_gpt();
+  std::vector<int64_t> long_prompt;
+  for (int64_t i = 0; i < 20; i++) long_prompt.push_back((i * 7) % 29);
+  for (const auto& prompt : {std::vector<int64_t>{3, 1, 4}, long_prompt}) {
+    for (double temperature : {0.0, 0.9}) {
+      std::vector<std::vector<int64_t>> out(2);
+      std::vector<std::vector<std::vector<float>>> seen(2);
+      for (int cached = 0; cached < 2; cached++) {
+        imagine::TokenSampling opt;
+        opt.max_tokens = 70;  // the 12-token window slides 10 times
+        opt.sampling.temperature = temperature;
+        opt.kv_cache = cached == 1;
+        opt.logit_hook = [&seen, cached](std::vector<float>& logits, const std::vector<int64_t>&) {
+          seen[cached].push_back(logits);
+        };
+        imagine::Rng rng(9);
+        out[cached] = imagine::sample_continuation(gpt, torch::kCPU, prompt, opt, rng, nullptr);
+      }
+      ASSERT_EQ(out[0].size(), 70u);
+      EXPECT_EQ(out[0], out[1]) << "prompt of " << prompt.size() << ", temperature " << temperature;
+      ASSERT_EQ(seen[0].size(), seen[1].size());
+      float worst = 0;
+      for (size_t t = 0; t < seen[0].size(); t++)
+        for (size_t v = 0; v < seen[0][t].size(); v++)
+          worst = std::max(worst, std::abs(seen[0][t][v] - seen[1][t][v]));
+      EXPECT_LT(worst, 1e-4) << "the same window gives the same logits";
+    }
+  }
+}
+
 // Slots come and go as requests do: one joins while others run, one is taken out early
 // (a cancelled request; the last row moves into its place) and a new one takes the freed
 // row. Each still gives exactly what it gives alone.

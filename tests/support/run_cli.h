@@ -75,6 +75,18 @@ inline void wait_for(pid_t pid, ProcResult& r, double timeout_s) {
   r.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
 }
 
+// Ctrl-C to a spawned imagine: SIGINT, then waits (at most timeout_s) and reads what it
+// printed to out_path / err_path.
+inline ProcResult interrupt(pid_t pid, const std::string& out_path, const std::string& err_path,
+                            double timeout_s) {
+  kill(pid, SIGINT);
+  ProcResult r;
+  wait_for(pid, r, timeout_s);
+  r.out = slurp(out_path);
+  r.err = slurp(err_path);
+  return r;
+}
+
 // Scratch folder for the captured stdout/stderr files (set by each suite).
 inline std::string g_tmp;
 
