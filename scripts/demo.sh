@@ -18,6 +18,12 @@ DATA=${DEMO_DATA:-/usr/share/games/fortunes}
 STEPS=${DEMO_STEPS:-2000}
 IMAGE_STEPS=${DEMO_IMAGE_STEPS:-5000}
 ONLY=${DEMO_ONLY:-}
+# Wall-time budgets (train --time-limit; the steps above are caps): 7 minutes of training in
+# all, so that the whole demo fits in 10 minutes on a 2-core machine with or without fast bf16.
+TEXT_TIME=${DEMO_TEXT_TIME:-2m}
+VAE_TIME=${DEMO_VAE_TIME:-1m}
+GAN_TIME=${DEMO_GAN_TIME:-2.5m}
+MUSIC_TIME=${DEMO_MUSIC_TIME:-1.5m}
 
 mkdir -p "$OUT"
 KEYS="$OUT/keys"
@@ -44,7 +50,7 @@ if [ -z "$ONLY" ] || [ "$ONLY" = text ]; then
 
   echo "== training a text model on $DATA ($STEPS steps; Ctrl-C saves a checkpoint, resume with --resume)"
   "$BIN" train text --data "$DATA" --out "$MODEL" --preset shakespeare-cpu-fast --log-every 100 \
-    --block-size 128 --batch-size 16 --steps "$STEPS" --decay-steps "$STEPS" --eval-every 250 \
+    --block-size 128 --batch-size 16 --steps "$STEPS" --decay-steps "$STEPS" --eval-every 250 --time-limit "$TEXT_TIME" \
     --data-license "BSD (fortune-mod; see /usr/share/doc/fortunes/copyright)"
 
   echo
@@ -72,10 +78,12 @@ if [ -z "$ONLY" ] || [ "$ONLY" = images ]; then
   echo
   echo "== training a VAE on Fashion-MNIST ($IMAGE_STEPS steps; sample grids go to $VAE/samples/)"
   FASHION_LICENSE="MIT (Expat), Zalando SE; see /usr/share/doc/dataset-fashion-mnist/copyright"
-  "$BIN" train image --model vae --out "$VAE" --preset fashion-cpu --steps "$IMAGE_STEPS" --data-license "$FASHION_LICENSE"
+  "$BIN" train image --model vae --out "$VAE" --preset fashion-cpu --steps "$IMAGE_STEPS" --time-limit "$VAE_TIME" \
+    --data-license "$FASHION_LICENSE"
   echo
   echo "== training a DCGAN on Fashion-MNIST ($IMAGE_STEPS steps)"
-  "$BIN" train image --model gan --out "$GAN" --preset fashion-cpu --steps "$IMAGE_STEPS" --data-license "$FASHION_LICENSE"
+  "$BIN" train image --model gan --out "$GAN" --preset fashion-cpu --steps "$IMAGE_STEPS" --time-limit "$GAN_TIME" \
+    --data-license "$FASHION_LICENSE"
   echo
   echo "== outputs"
   "$BIN" generate image --model "$GAN" --count 64 --seed 1 --out "$IMG/gan-samples.png" --upscale 2 --quiet
@@ -107,7 +115,7 @@ if [ -z "$ONLY" ] || [ "$ONLY" = music ]; then
   mkdir -p "$MUS"
   echo
   echo "== training a music model on the JSB chorales ($CHORALES)"
-  "$BIN" train music --data "$CHORALES" --out "$MUS/chorales-gpt" --preset chorales-cpu --log-every 100 \
+  "$BIN" train music --data "$CHORALES" --out "$MUS/chorales-gpt" --preset chorales-cpu --log-every 100 --time-limit "$MUSIC_TIME" \
     --data-license "Public-domain music by J. S. Bach (JSB Chorales dataset, Boulanger-Lewandowski et al. 2012)"
   echo
   echo "== a new chorale-like piece (seed 1) and two continuations of a test chorale's first 8 s"

@@ -1,8 +1,6 @@
 // `imagine train image`: options, presets and the image pipeline around the one Trainer.
 #include "train/train_image.h"
 
-#include "provenance/output.h"
-
 #include <cmath>
 #include <filesystem>
 
@@ -13,14 +11,16 @@
 #include "eval/image_eval.h"
 #include "image/image.h"
 #include "models/image_model.h"
+#include "provenance/output.h"
 #include "train/model_card.h"
 
 namespace imagine {
 
 const OptionTable& image_train_table() {
   static const OptionTable table = [] {
-    OptionTable t("imagine train image --model vae|gan [--data PATH] --out MODEL_DIR [options]",
-                  "Train a VAE or a DCGAN on IDX files (MNIST / Fashion-MNIST) or a folder of PNG/JPEG images.");
+    OptionTable t(
+        "imagine train image --model vae|gan [--data PATH] --out MODEL_DIR [options]",
+        "Train a VAE or a DCGAN on IDX files (MNIST / Fashion-MNIST) or a folder of PNG/JPEG images.");
     t.choice("model", "vae", {"vae", "gan"}, "family: variational autoencoder or DCGAN")
         .text("data", kDefaultImageData,
               "IDX folder/file, or a folder of PNG/JPEG images (first-level subfolders = classes)", "PATH")
@@ -28,16 +28,19 @@ const OptionTable& image_train_table() {
         .text("data-license", "", kDataLicenseHelp, "TEXT|FILE")
         .flag("resume", false, "continue the run in --out from checkpoint-latest exactly")
         .integer("size", 0, 0, 128, "image size: 28, 32, 64 or 128 (0 = 28 for IDX, 64 for folders)")
-        .integer("channels", 0, 0, 3, "1 (grey) or 3 (RGB; alpha composited on white) (0 = 1 for IDX, 3 for folders)")
+        .integer("channels", 0, 0, 3,
+                 "1 (grey) or 3 (RGB; alpha composited on white) (0 = 1 for IDX, 3 for folders)")
         .integer("limit", 0, 0, 1e9, "use at most N training images (0 = all)")
         .integer("test-limit", 0, 0, 1e9, "use at most N held-out images (0 = all)")
         .flag("conditional", false, "class-conditional model (needs labels: IDX labels or class subfolders)")
-        .real("epochs", 0, 0, 1e6, "passes over the training images (sets --steps; batches are drawn at random)")
+        .real("epochs", 0, 0, 1e6,
+              "passes over the training images (sets --steps; batches are drawn at random)")
         .integer("steps", 3000, 0, 1e9, "training steps in total (ignored when --epochs is given)")
         .integer("batch-size", 64, 1, 65536, "images per micro-batch")
         .integer("grad-accum", 1, 1, 4096, "micro-batches per optimizer step")
         .integer("latent-dim", 0, 0, 4096, "latent size (0 = 32 for vae, 64 for gan)")
-        .integer("width", 32, 4, 1024, "channels of the full-resolution layers (doubling per stage, at most 8x)")
+        .integer("width", 32, 4, 1024,
+                 "channels of the full-resolution layers (doubling per stage, at most 8x)")
         .real("beta", 1.0, 0.0, 1000.0, "vae: weight of the KL term (1 = the ELBO)")
         .choice("likelihood", "auto", {"auto", "bernoulli", "gaussian"},
                 "vae: decoder likelihood (auto: bernoulli for 1 channel, discretised gaussian for colour)")
@@ -46,8 +49,10 @@ const OptionTable& image_train_table() {
         .choice("d-norm", "auto", {"auto", "batch", "none"},
                 "gan: discriminator normalisation (auto: batch, none with wgan-gp or spectral norm)")
         .real("gp-weight", 10.0, 0.0, 1e4, "gan: gradient-penalty weight (wgan-gp)")
-        .integer("n-critic", 0, 0, 100, "gan: discriminator steps per generator step (0 = 5 for wgan-gp, else 1)")
-        .real("ema", 0.999, 0.0, 0.999999, "gan: decay of the generator's weight average used for sampling (0 = off)")
+        .integer("n-critic", 0, 0, 100,
+                 "gan: discriminator steps per generator step (0 = 5 for wgan-gp, else 1)")
+        .real("ema", 0.999, 0.0, 0.999999,
+              "gan: decay of the generator's weight average used for sampling (0 = off)")
         .real("lr", 0, 0, 1.0, "peak learning rate (0 = 1e-3 for vae, 2e-4 for gan)")
         .real("d-lr", 0, 0, 1.0, "gan: discriminator learning rate (0 = --lr)")
         .real("min-lr", -1, -1, 1.0, "learning rate at the end of the cosine decay (-1 = --lr: constant)")
@@ -57,26 +62,41 @@ const OptionTable& image_train_table() {
         .real("beta2", 0.999, 0.0, 0.999999, "Adam beta2")
         .real("weight-decay", 0.0, 0.0, 10.0, "AdamW decoupled weight decay")
         .real("grad-clip", 0.0, 0.0, 1e6, "clip the gradient norm per network (0 = off)")
-        .integer("eval-every", 500, 0, 1e9, "evaluate (FID/KID, ELBO) and checkpoint every N steps (0 = at the end)")
+        .integer("eval-every", 500, 0, 1e9,
+                 "evaluate (FID/KID, ELBO) and checkpoint every N steps (0 = at the end)")
         .integer("eval-samples", 1000, 16, 1e6, "generated images per evaluation")
-        .integer("sample-every", 0, 0, 1e9, "write a sample grid to MODEL_DIR/samples every N steps (0 = --eval-every)")
+        .integer("sample-every", 0, 0, 1e9,
+                 "write a sample grid to MODEL_DIR/samples every N steps (0 = --eval-every)")
         .integer("log-every", 50, 1, 1e9, "metrics / plain progress line every N steps")
-        .text("feature-cache", "", "folder caching the FID feature network (default $IMAGINE_CACHE or ~/.cache/imagine)",
-              "DIR")
+        .text("time-limit", "", kTimeLimitHelp, "DURATION")
+        .text("feature-cache", "",
+              "folder caching the FID feature network (default $IMAGINE_CACHE or ~/.cache/imagine)", "DIR")
         .choice("precision", "fp32", {"auto", "fp32", "bf16"},
                 "bf16 = bfloat16 autocast with float32 weights (auto: where the hardware has fast bf16)")
         .integer("seed", 1337, -1, 9.2e18, "random seed (-1 = random; the seed used is recorded)")
         .text("device", "auto", "auto, cpu or cuda[:N]", "DEV")
         .integer("threads", 0, 0, 1024, "CPU threads (0 = all cores)")
         .flag("quiet", false, "no progress output");
-    t.preset({"tiny", "8 wide, latent 8, 512 images, 40 steps: seconds on a CPU (tests)",
-              {{"width", "8"}, {"latent-dim", "8"}, {"limit", "512"}, {"test-limit", "256"}, {"batch-size", "16"},
-               {"steps", "40"}, {"eval-every", "20"}, {"eval-samples", "128"}, {"log-every", "10"}}});
+    t.preset({"tiny",
+              "8 wide, latent 8, 512 images, 40 steps: seconds on a CPU (tests)",
+              {{"width", "8"},
+               {"latent-dim", "8"},
+               {"limit", "512"},
+               {"test-limit", "256"},
+               {"batch-size", "16"},
+               {"steps", "40"},
+               {"eval-every", "20"},
+               {"eval-samples", "128"},
+               {"log-every", "10"}}});
     t.preset({"fashion-cpu",
               "the demo's and benchmark's budget on 2 cores: 32 wide, 5000 steps of 64 images (5.3 epochs of "
               "Fashion-MNIST; ~1.5 min for the VAE, ~3.5 min for the GAN)",
-              {{"width", "32"}, {"batch-size", "64"}, {"steps", "5000"}, {"eval-every", "1000"},
-               {"eval-samples", "1000"}, {"log-every", "50"}}});
+              {{"width", "32"},
+               {"batch-size", "64"},
+               {"steps", "5000"},
+               {"eval-every", "1000"},
+               {"eval-samples", "1000"},
+               {"log-every", "50"}}});
     return t;
   }();
   return table;
@@ -101,7 +121,8 @@ struct ImageTaskSettings {
 // The image families' plug-in for the Trainer.
 class ImageTask : public TrainTask {
  public:
-  ImageTask(ImageModel& m, const ImageData& data, FeatureSpace& fs, ImageTaskSettings s, nlohmann::json config)
+  ImageTask(ImageModel& m, const ImageData& data, FeatureSpace& fs, ImageTaskSettings s,
+            nlohmann::json config)
       : m_(m), data_(data), fs_(fs), s_(std::move(s)), config_(std::move(config)) {}
 
   torch::nn::Module& model() override {
@@ -239,8 +260,8 @@ nlohmann::json dataset_record(const ImageData& d, const FeatureNetInfo& fi) {
 }  // namespace
 
 ImageTrainResult train_image(const Options& given, const std::function<void(const std::string&)>& log) {
-  const RunSetup run = start_run(given, {"model", "size", "channels", "conditional", "latent-dim", "width", "likelihood",
-                                "spectral-norm", "d-norm", "loss"});
+  const RunSetup run = start_run(given, {"model", "size", "channels", "conditional", "latent-dim", "width",
+                                         "likelihood", "spectral-norm", "d-norm", "loss"});
   const Options& o = run.options;
   const std::string& out = run.out;
   const bool resume = run.resume;
@@ -261,12 +282,14 @@ ImageTrainResult train_image(const Options& given, const std::function<void(cons
   dopt.test_limit = o.i("test-limit");
   const ImageData data = load_image_data(o.s("data"), dopt);
   {
-    std::string msg = str("data: ", data.train.size(), " training + ", data.test.size(), " held-out images (",
-                          data.test_source, "), ", data.image_size, "x", data.image_size, "x", data.channels, ", ");
+    std::string msg =
+        str("data: ", data.train.size(), " training + ", data.test.size(), " held-out images (",
+            data.test_source, "), ", data.image_size, "x", data.image_size, "x", data.channels, ", ");
     msg += data.classes.empty() ? std::string("no labels") : str(data.classes.size(), " classes");
     msg += " from " + data.path;
     if (data.format == "folder") msg += str("; used ", data.files_used, " file(s)");
-    if (!data.skipped.empty()) msg += str("; skipped ", data.skipped.size(), ": ", summarize_skips(data.skipped));
+    if (!data.skipped.empty())
+      msg += str("; skipped ", data.skipped.size(), ": ", summarize_skips(data.skipped));
     log(msg);
   }
   const bool conditional = o.b("conditional");
@@ -282,11 +305,12 @@ ImageTrainResult train_image(const Options& given, const std::function<void(cons
   arch.latent_dim = o.i("latent-dim") > 0 ? o.i("latent-dim") : (gan ? 64 : 32);
   arch.width = o.i("width");
   arch.classes = conditional ? static_cast<int64_t>(data.classes.size()) : 0;
-  arch.likelihood = o.s("likelihood") != "auto" ? o.s("likelihood") : (data.channels == 1 ? "bernoulli" : "gaussian");
+  arch.likelihood =
+      o.s("likelihood") != "auto" ? o.s("likelihood") : (data.channels == 1 ? "bernoulli" : "gaussian");
   arch.spectral_norm = o.b("spectral-norm");
   const std::string loss = o.s("loss");
-  arch.d_norm = o.s("d-norm") != "auto" ? o.s("d-norm")
-                                         : (loss == "wgan-gp" || arch.spectral_norm ? "none" : "batch");
+  arch.d_norm =
+      o.s("d-norm") != "auto" ? o.s("d-norm") : (loss == "wgan-gp" || arch.spectral_norm ? "none" : "batch");
   IMAGINE_CHECK(!(gan && loss == "wgan-gp" && arch.d_norm == "batch"),
                 "use --d-norm none with wgan-gp (the gradient penalty is per image; batch norm mixes images)",
                 "--loss wgan-gp does not work with a batch-normalised discriminator");
@@ -324,7 +348,9 @@ ImageTrainResult train_image(const Options& given, const std::function<void(cons
   if (o.f("min-lr") < 0) r.set("min-lr", r.s("lr"), "family default");
   if (o.f("beta1") < 0) r.set("beta1", gan ? "0.5" : "0.9", "family default");
   if (o.f("epochs") > 0)
-    r.set("steps", std::to_string(static_cast<int64_t>(std::ceil(o.f("epochs") * data.train.size() / o.i("batch-size")))),
+    r.set("steps",
+          std::to_string(
+              static_cast<int64_t>(std::ceil(o.f("epochs") * data.train.size() / o.i("batch-size")))),
           "epochs");
   TrainRecipe recipe = recipe_from_options(r);
   recipe.precision = precision;
@@ -334,9 +360,9 @@ ImageTrainResult train_image(const Options& given, const std::function<void(cons
           gan ? ", loss " + loss + (arch.spectral_norm ? ", spectral norm" : "") : ", " + arch.likelihood,
           conditional ? str(", conditional on ", arch.classes, " classes") : std::string(), "; ", params,
           " parameters; ", recipe.steps, " steps of ", recipe.batch_size, " images (",
-          std::round(100.0 * recipe.steps * recipe.batch_size / data.train.size()) / 100, " epochs); lr ", recipe.lr,
-          ", Adam betas (", recipe.adamw.beta1, ", ", recipe.adamw.beta2, "); device ", device.str(), ", ", threads,
-          " threads, ", precision, ", seed ", result.seed));
+          std::round(100.0 * recipe.steps * recipe.batch_size / data.train.size()) / 100, " epochs); lr ",
+          recipe.lr, ", Adam betas (", recipe.adamw.beta1, ", ", recipe.adamw.beta2, "); device ",
+          device.str(), ", ", threads, " threads, ", precision, ", seed ", result.seed));
 
   ImageTaskSettings s;
   s.beta = o.f("beta");
@@ -352,8 +378,11 @@ ImageTrainResult train_image(const Options& given, const std::function<void(cons
   s.out = out;
   make_dirs(out);
   nlohmann::json config = image_model_config(arch, m.classes, dataset_record(data, fs.info));
-  config["gan"] = gan ? nlohmann::json{{"loss", loss}, {"n_critic", s.n_critic}, {"ema", s.ema},
-                                       {"gp_weight", s.gp_weight}, {"d_lr", recipe.lr * s.d_lr_scale}}
+  config["gan"] = gan ? nlohmann::json{{"loss", loss},
+                                       {"n_critic", s.n_critic},
+                                       {"ema", s.ema},
+                                       {"gp_weight", s.gp_weight},
+                                       {"d_lr", recipe.lr * s.d_lr_scale}}
                       : nlohmann::json(nullptr);
   if (!gan) config["vae"] = {{"beta", s.beta}};
   if (!gan) config.erase("gan");

@@ -34,7 +34,8 @@ const OptionTable& text_train_table() {
         .integer("n-embd", 128, 8, 65536, "embedding width (a multiple of n-head)")
         .real("dropout", 0.0, 0.0, 0.95, "dropout probability while training")
         .flag("bias", false, "biases in Linear and LayerNorm layers")
-        .choice("tokenizer", "byte", {"byte", "bpe"}, "byte (256 symbols) or SentencePiece BPE trained on the data")
+        .choice("tokenizer", "byte", {"byte", "bpe"},
+                "byte (256 symbols) or SentencePiece BPE trained on the data")
         .integer("vocab-size", 2048, 273, 1 << 20, "BPE vocabulary size (with --tokenizer bpe)")
         .real("val-fraction", 0.1, 0.001, 0.5, "last fraction of the data held out for validation")
         .real("lr", 1e-3, 1e-7, 1.0, "peak learning rate")
@@ -49,6 +50,7 @@ const OptionTable& text_train_table() {
         .integer("eval-iters", 20, 1, 1e6, "batches per evaluation")
         .integer("log-every", 10, 1, 1e9, "metrics / plain progress line every N steps")
         .real("stop-at-loss", 0.0, 0.0, 100.0, "stop once validation loss <= this (0 = off)")
+        .text("time-limit", "", kTimeLimitHelp, "DURATION")
         .flag("samples", true, "print a short sample at each evaluation")
         .choice("precision", "auto", {"auto", "fp32", "bf16"},
                 "bf16 = bfloat16 matmuls with float32 weights (auto: where the hardware has fast bf16)")
@@ -56,15 +58,25 @@ const OptionTable& text_train_table() {
         .text("device", "auto", "auto, cpu or cuda[:N]", "DEV")
         .integer("threads", 0, 0, 1024, "CPU threads (0 = all cores)")
         .flag("quiet", false, "no progress output");
-    t.preset({"tiny", "2 layers, 32 wide, context 32: seconds on a CPU (tests)",
-              {{"n-layer", "2"}, {"n-head", "2"}, {"n-embd", "32"}, {"block-size", "32"}, {"batch-size", "8"},
-               {"steps", "100"}, {"lr", "3e-3"}, {"min-lr", "3e-4"}, {"warmup-steps", "10"}, {"eval-every", "50"},
-               {"eval-iters", "4"}, {"log-every", "10"}}});
+    t.preset({"tiny",
+              "2 layers, 32 wide, context 32: seconds on a CPU (tests)",
+              {{"n-layer", "2"},
+               {"n-head", "2"},
+               {"n-embd", "32"},
+               {"block-size", "32"},
+               {"batch-size", "8"},
+               {"steps", "100"},
+               {"lr", "3e-3"},
+               {"min-lr", "3e-4"},
+               {"warmup-steps", "10"},
+               {"eval-every", "50"},
+               {"eval-iters", "4"},
+               {"log-every", "10"}}});
     const std::map<std::string, std::string> nanogpt_cpu = {
-        {"n-layer", "4"},        {"n-head", "4"},      {"n-embd", "128"},        {"block-size", "64"},
-        {"batch-size", "12"},    {"steps", "2000"},    {"decay-steps", "2000"},  {"lr", "1e-3"},
-        {"min-lr", "1e-4"},      {"beta2", "0.99"},    {"warmup-steps", "100"},  {"dropout", "0"},
-        {"eval-every", "250"},   {"eval-iters", "20"}, {"bias", "false"}};
+        {"n-layer", "4"},      {"n-head", "4"},      {"n-embd", "128"},       {"block-size", "64"},
+        {"batch-size", "12"},  {"steps", "2000"},    {"decay-steps", "2000"}, {"lr", "1e-3"},
+        {"min-lr", "1e-4"},    {"beta2", "0.99"},    {"warmup-steps", "100"}, {"dropout", "0"},
+        {"eval-every", "250"}, {"eval-iters", "20"}, {"bias", "false"}};
     t.preset({"shakespeare-cpu", "nanoGPT's CPU benchmark: 4 layers, 4 heads, 128 wide, context 64, batch 12",
               nanogpt_cpu});
     std::map<std::string, std::string> fast = nanogpt_cpu;
@@ -72,19 +84,31 @@ const OptionTable& text_train_table() {
     fast["min-lr"] = "2e-4";
     t.preset({"shakespeare-cpu-fast",
               "shakespeare-cpu with a 2x learning rate (2e-3 -> 2e-4): reaches 1.84 in 2000 steps", fast});
-    t.preset({"shakespeare", "nanoGPT's GPU benchmark: 6 layers, 6 heads, 384 wide, context 256, batch 64",
-              {{"n-layer", "6"}, {"n-head", "6"}, {"n-embd", "384"}, {"block-size", "256"}, {"batch-size", "64"},
-               {"steps", "5000"}, {"decay-steps", "5000"}, {"lr", "1e-3"}, {"min-lr", "1e-4"}, {"beta2", "0.99"},
-               {"warmup-steps", "100"}, {"dropout", "0.2"}, {"eval-every", "250"}, {"eval-iters", "200"},
+    t.preset({"shakespeare",
+              "nanoGPT's GPU benchmark: 6 layers, 6 heads, 384 wide, context 256, batch 64",
+              {{"n-layer", "6"},
+               {"n-head", "6"},
+               {"n-embd", "384"},
+               {"block-size", "256"},
+               {"batch-size", "64"},
+               {"steps", "5000"},
+               {"decay-steps", "5000"},
+               {"lr", "1e-3"},
+               {"min-lr", "1e-4"},
+               {"beta2", "0.99"},
+               {"warmup-steps", "100"},
+               {"dropout", "0.2"},
+               {"eval-every", "250"},
+               {"eval-iters", "200"},
                {"bias", "false"}}});
     return t;
   }();
   return table;
 }
 
-
 TextTrainResult train_text(const Options& given, const std::function<void(const std::string&)>& log) {
-  const RunSetup run = start_run(given, {"n-layer", "n-head", "n-embd", "block-size", "tokenizer", "vocab-size", "bias"});
+  const RunSetup run =
+      start_run(given, {"n-layer", "n-head", "n-embd", "block-size", "tokenizer", "vocab-size", "bias"});
   const Options& o = run.options;
   const std::string& out = run.out;
   const bool resume = run.resume;
@@ -101,7 +125,8 @@ TextTrainResult train_text(const Options& given, const std::function<void(const 
   {
     std::string msg = str("data: ", corpus.files.size(), " file(s), ", corpus.text.size(), " bytes, ",
                           corpus.documents, " document(s) from ", o.s("data"));
-    if (!corpus.skipped.empty()) msg += str("; skipped ", corpus.skipped.size(), ": ", summarize_skips(corpus.skipped));
+    if (!corpus.skipped.empty())
+      msg += str("; skipped ", corpus.skipped.size(), ": ", summarize_skips(corpus.skipped));
     log(msg);
   }
   const double val_fraction = o.f("val-fraction");
@@ -139,15 +164,18 @@ TextTrainResult train_text(const Options& given, const std::function<void(const 
                 " tokens, too few for a context of ", arch.block_size);
   IMAGINE_CHECK(val_tokens.size() >= 2, "use more data or a larger --val-fraction",
                 "the validation split has only ", val_tokens.size(), " token(s)");
-  log(str("split: ", train_tokens.size(), " training tokens, ", val_tokens.size(), " validation tokens (last ",
-          val_fraction * 100, "%), tokenizer ", model.tokenizer->kind(), " (", model.tokenizer->vocab_size(),
-          " tokens)"));
+  log(str("split: ", train_tokens.size(), " training tokens, ", val_tokens.size(),
+          " validation tokens (last ", val_fraction * 100, "%), tokenizer ", model.tokenizer->kind(), " (",
+          model.tokenizer->vocab_size(), " tokens)"));
 
   make_dirs(out);
   nlohmann::json tokenizer_entry = resume ? previous.at("tokenizer") : model.tokenizer->save(out);
   nlohmann::json files = nlohmann::json::array();
   for (auto& f : corpus.files)
-    files.push_back({{"path", f.path}, {"bytes", f.bytes}, {"sha256", f.sha256}, {"format", f.format},
+    files.push_back({{"path", f.path},
+                     {"bytes", f.bytes},
+                     {"sha256", f.sha256},
+                     {"format", f.format},
                      {"documents", f.documents}});
   nlohmann::json skipped = nlohmann::json::array();
   for (auto& s : corpus.skipped) skipped.push_back({{"path", s.path}, {"reason", s.reason}});
@@ -155,14 +183,20 @@ TextTrainResult train_text(const Options& given, const std::function<void(const 
   bool all_fortunes = !corpus.files.empty();
   for (auto& f : corpus.files) all_fortunes = all_fortunes && f.format == "fortune";
   model.start_text = all_fortunes ? "%\n" : "\n";
-  nlohmann::json dataset = {{"path", o.s("data")},         {"files", files},
+  nlohmann::json dataset = {{"path", o.s("data")},
+                            {"files", files},
                             {"start_text", model.start_text},
-                            {"skipped", skipped},          {"bytes", corpus.text.size()},
-                            {"documents", corpus.documents}, {"val_fraction", val_fraction},
-                            {"train_bytes", train_text_s.size()}, {"val_bytes", val_text.size()},
-                            {"train_tokens", train_tokens.size()}, {"val_tokens", val_tokens.size()}};
+                            {"skipped", skipped},
+                            {"bytes", corpus.text.size()},
+                            {"documents", corpus.documents},
+                            {"val_fraction", val_fraction},
+                            {"train_bytes", train_text_s.size()},
+                            {"val_bytes", val_text.size()},
+                            {"train_tokens", train_tokens.size()},
+                            {"val_tokens", val_tokens.size()}};
   // The copy audit's suffix array over the training split (imagine audit, --reject-copies).
-  dataset["copy_index"] = save_copy_index(build_text_copy_index(corpus, train_text_s.size(), *model.tokenizer), out);
+  dataset["copy_index"] =
+      save_copy_index(build_text_copy_index(corpus, train_text_s.size(), *model.tokenizer), out);
   if (resume && previous.contains("dataset")) {
     const auto& old_files = previous["dataset"].value("files", nlohmann::json::array());
     if (old_files != files) log("warning: the data differs from the run being resumed");
@@ -195,8 +229,8 @@ TextTrainResult train_text(const Options& given, const std::function<void(const 
     return std::map<std::string, double>{{"val_bpb", val / std::log(2.0) * val_tpb}};
   };
   TokenStreamTask task(model.gpt, TokenDataset(train_tokens, device), TokenDataset(val_tokens, device),
-                       recipe.batch_size, result.seed, text_model_config(arch, tokenizer_entry, dataset), bits_per_byte,
-                       sample);
+                       recipe.batch_size, result.seed, text_model_config(arch, tokenizer_entry, dataset),
+                       bits_per_byte, sample);
   result.outcome = run_trainer(task, recipe, run, log);
   return result;
 }

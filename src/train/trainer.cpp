@@ -43,12 +43,14 @@ nlohmann::json TrainRecipe::to_json() const {
           {"eval_iters", eval_iters},
           {"log_every", log_every},
           {"stop_at_loss", stop_at_loss},
+          {"time_limit_s", time_limit},
           {"precision", precision}};
 }
 
 TrainRecipe TrainRecipe::from_json(const nlohmann::json& j) {
   TrainRecipe r;
   r.steps = j.value("steps", r.steps);
+  r.time_limit = j.value("time_limit_s", r.time_limit);
   r.batch_size = j.value("batch_size", r.batch_size);
   r.grad_accum = j.value("grad_accum", r.grad_accum);
   r.lr = j.value("lr", r.lr);
@@ -315,10 +317,25 @@ TrainOutcome Trainer::run() {
     if (!sample.empty()) progress.message(sample);
   };
 
+  // With a time budget the schedule runs on the budget's clock: the position of step s is
+  // steps x (time used / budget), and training stops while a final evaluation still fits.
+  const double budget = recipe_.time_limit;
+  double eval_seconds = 0;  // the last evaluation's duration (the final one is about as long)
+  auto time_used = [&] { return prior_seconds_ + since(t_start); };
+  auto out_of_time = [&] { return budget > 0 && time_used() + eval_seconds >= budget; };
+  auto schedule_step = [&](int64_t s) {
+    if (budget <= 0) return s;
+    return static_cast<int64_t>(
+        std::llround(static_cast<double>(recipe_.steps) * std::min(1.0, time_used() / budget)));
+  };
+
   model.train();
-  while (step < recipe_.steps) {
+  const bool spent = out_of_time() && step < recipe_.steps;
+  if (spent) progress.message("the --time-limit is used up already: evaluating and stopping");
+  while (!spent && step < recipe_.steps) {
     const auto t0 = std::chrono::steady_clock::now();
-    const double lr = lr_at(step, recipe_.lr, recipe_.min_lr, recipe_.warmup_steps, recipe_.decay_end());
+    const double lr =
+        lr_at(schedule_step(step), recipe_.lr, recipe_.min_lr, recipe_.warmup_steps, recipe_.decay_end());
     std::vector<double> group_loss(groups_.size(), 0.0);
     double grad_norm = 0;
     for (size_t g = 0; g < groups_.size(); g++) {
@@ -370,9 +387,13 @@ TrainOutcome Trainer::run() {
     }
     if (on_step) on_step(step, last_loss);
 
-    const bool eval_now = (recipe_.eval_every > 0 && step % recipe_.eval_every == 0) || step == recipe_.steps;
+    const bool time_up = out_of_time();
+    const bool eval_now =
+        (recipe_.eval_every > 0 && step % recipe_.eval_every == 0) || step == recipe_.steps || time_up;
     if (eval_now) {
+      const auto e0 = std::chrono::steady_clock::now();
       evaluate(step);
+      eval_seconds = since(e0);
       save_latest(step, prior_seconds_ + since(t_start));
       if (recipe_.stop_at_loss > 0 && val_loss <= recipe_.stop_at_loss) {
         out.reached_target = true;
@@ -380,6 +401,14 @@ TrainOutcome Trainer::run() {
                          std::to_string(step));
         break;
       }
+    }
+    // Out of time now, or after this evaluation (the next one would not fit): stop, evaluated.
+    if (budget > 0 && (time_up || (eval_now && out_of_time()))) {
+      out.out_of_time = true;
+      progress.message("time limit: stopped at step " + std::to_string(step) + " of " +
+                       std::to_string(recipe_.steps) + " after " + fmt(time_used()) + " s of " + fmt(budget) +
+                       " s");
+      break;
     }
     if (interrupt_requested()) {
       if (!eval_now) save_latest(step, prior_seconds_ + since(t_start));
@@ -389,7 +418,10 @@ TrainOutcome Trainer::run() {
       break;
     }
   }
-  if (step == start_step_ && step >= recipe_.steps && !std::isfinite(best_val_)) evaluate(step);
+  if (step == start_step_ && (step >= recipe_.steps || out_of_time()) && !std::isfinite(best_val_)) {
+    evaluate(step);
+    save_latest(step, time_used());
+  }
   progress.finish();
   out.step = step;
   out.best_val_loss = best_val_;
@@ -467,6 +499,43 @@ TrainOutcome run_trainer(TrainTask& task, const TrainRecipe& recipe, const RunSe
   return outcome;
 }
 
+double parse_duration(const std::string& text) {
+  const std::string hint = "write a duration such as 90s, 5m, 1h30m or 300 (seconds)";
+  double total = 0;
+  size_t i = 0;
+  bool any = false;
+  while (i < text.size()) {
+    size_t used = 0;
+    double v = 0;
+    try {
+      v = std::stod(text.substr(i), &used);
+    } catch (const std::exception&) {
+      throw Error("invalid duration '" + text + "'", hint);
+    }
+    if (used == 0 || !std::isfinite(v) || v < 0) throw Error("invalid duration '" + text + "'", hint);
+    i += used;
+    double unit = 1;
+    if (i < text.size()) {
+      const char u = text[i++];
+      if (u == 'h')
+        unit = 3600;
+      else if (u == 'm')
+        unit = 60;
+      else if (u == 's')
+        unit = 1;
+      else
+        throw Error("invalid duration '" + text + "': unknown unit '" + std::string(1, u) + "'", hint);
+    } else if (any) {
+      throw Error("invalid duration '" + text + "': a unit is missing after " + std::to_string(v), hint);
+    }
+    total += v * unit;
+    any = true;
+  }
+  if (!any || total <= 0 || total > 366 * 86400.0)
+    throw Error("invalid duration '" + text + "'", hint + " (more than 0, at most a year)");
+  return total;
+}
+
 TrainRecipe recipe_from_options(const Options& o) {
   TrainRecipe r;
   auto has = [&](const char* k) { return o.table && o.table->find(k) != nullptr; };
@@ -485,6 +554,7 @@ TrainRecipe recipe_from_options(const Options& o) {
   if (has("eval-iters")) r.eval_iters = o.i("eval-iters");
   if (has("log-every")) r.log_every = o.i("log-every");
   if (has("stop-at-loss")) r.stop_at_loss = o.f("stop-at-loss");
+  if (has("time-limit") && !o.s("time-limit").empty()) r.time_limit = parse_duration(o.s("time-limit"));
   IMAGINE_CHECK(r.min_lr <= r.lr, "pass --min-lr at most --lr", "--min-lr ", r.min_lr, " exceeds --lr ",
                 r.lr);
   return r;

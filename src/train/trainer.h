@@ -4,13 +4,13 @@
 // best/latest checkpoints, exact resume, Ctrl-C, progress, metrics.jsonl. Families with
 // adversaries (a GAN) declare several optimizer groups, stepped in order each step.
 #pragma once
+#include <torch/torch.h>
+
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <string>
-
 #include <nlohmann/json.hpp>
-#include <torch/torch.h>
+#include <string>
 
 #include "core/options.h"
 #include "core/runtime.h"
@@ -19,20 +19,24 @@
 namespace imagine {
 
 struct TrainRecipe {
-  int64_t steps = 2000;        // optimizer steps in total
-  int64_t batch_size = 12;     // sequences (or images) per micro-batch
-  int64_t grad_accum = 1;      // micro-batches per optimizer step
-  double lr = 1e-3;            // peak learning rate
-  double min_lr = 1e-4;        // learning rate at the end of the cosine decay
-  int64_t warmup_steps = 100;  // linear warm-up
-  int64_t decay_steps = 0;     // cosine decay ends here; 0 = at `steps`
-  AdamWConfig adamw;           // betas, eps, weight decay
-  double grad_clip = 1.0;      // max global gradient norm; 0 = off
-  int64_t eval_every = 250;    // evaluate (and checkpoint) every N steps; 0 = only at the end
-  int64_t eval_iters = 20;     // micro-batches per evaluation
-  int64_t log_every = 10;      // metrics.jsonl / plain progress line cadence
-  double stop_at_loss = 0;     // stop once validation loss <= this; 0 = off
+  int64_t steps = 2000;            // optimizer steps in total
+  int64_t batch_size = 12;         // sequences (or images) per micro-batch
+  int64_t grad_accum = 1;          // micro-batches per optimizer step
+  double lr = 1e-3;                // peak learning rate
+  double min_lr = 1e-4;            // learning rate at the end of the cosine decay
+  int64_t warmup_steps = 100;      // linear warm-up
+  int64_t decay_steps = 0;         // cosine decay ends here; 0 = at `steps`
+  AdamWConfig adamw;               // betas, eps, weight decay
+  double grad_clip = 1.0;          // max global gradient norm; 0 = off
+  int64_t eval_every = 250;        // evaluate (and checkpoint) every N steps; 0 = only at the end
+  int64_t eval_iters = 20;         // micro-batches per evaluation
+  int64_t log_every = 10;          // metrics.jsonl / plain progress line cadence
+  double stop_at_loss = 0;         // stop once validation loss <= this; 0 = off
   std::string precision = "fp32";  // "fp32" or "bf16" (autocast: bf16 matmuls, fp32 weights)
+  // Wall-time budget in seconds (0 = off; resumed runs count their earlier time): the
+  // schedule (warm-up, cosine decay) is laid over the budget instead of the steps, which
+  // become a cap; training stops in time for a final evaluation and checkpoint.
+  double time_limit = 0;
 
   nlohmann::json to_json() const;
   static TrainRecipe from_json(const nlohmann::json& j);
@@ -71,15 +75,24 @@ class TrainTask {
 };
 
 struct TrainOutcome {
-  int64_t step = 0;              // steps completed
+  int64_t step = 0;  // steps completed
   double best_val_loss = 0;
   int64_t best_step = 0;
   double last_val_loss = 0;
-  double seconds = 0;            // wall time of this run (this process)
-  double units_per_second = 0;   // training throughput, evaluation excluded
-  bool interrupted = false;      // stopped by Ctrl-C / SIGTERM
-  bool reached_target = false;   // stopped by stop_at_loss
+  double seconds = 0;           // wall time of this run (this process)
+  double units_per_second = 0;  // training throughput, evaluation excluded
+  bool interrupted = false;     // stopped by Ctrl-C / SIGTERM
+  bool reached_target = false;  // stopped by stop_at_loss
+  bool out_of_time = false;     // stopped by the recipe's time_limit
 };
+
+// --time-limit's help, the same for every family.
+inline constexpr const char* kTimeLimitHelp =
+    "wall-time budget (90s, 5m, 1h30m; earlier runs count on --resume): the schedule runs over it, --steps "
+    "is a "
+    "cap; stops with a final evaluation and checkpoint";
+// "90s", "5m", "1h30m", "2.5m", "300" (seconds) -> seconds; Error with a hint otherwise.
+double parse_duration(const std::string& text);
 
 class Trainer {
  public:
@@ -117,18 +130,19 @@ class Trainer {
 // Options of a resumed run: the options recorded in `previous` (config.json) fill in what
 // was not given now; flags given now override the recipe (e.g. more --steps), never the
 // architecture (`arch_keys`: an error if they differ).
-Options resume_options(const Options& given, const nlohmann::json& previous, const std::vector<std::string>& arch_keys);
+Options resume_options(const Options& given, const nlohmann::json& previous,
+                       const std::vector<std::string>& arch_keys);
 
 // What every `imagine train <family>` does before and around its own pipeline.
 struct RunSetup {
-  Options options;                     // effective options (recorded ones restored on --resume)
-  nlohmann::json previous;             // config.json of the run being resumed; null otherwise
-  std::string out;                     // the model directory
+  Options options;          // effective options (recorded ones restored on --resume)
+  nlohmann::json previous;  // config.json of the run being resumed; null otherwise
+  std::string out;          // the model directory
   bool resume = false;
   int threads = 0;
   torch::Device device = torch::kCPU;
-  uint64_t seed = 0;                   // the seed in effect (the recorded one on --resume)
-  nlohmann::json data_license;         // --data-license resolved (train/model_card.h), or the recorded one
+  uint64_t seed = 0;            // the seed in effect (the recorded one on --resume)
+  nlohmann::json data_license;  // --data-license resolved (train/model_card.h), or the recorded one
 };
 
 // Checks --out, refuses to overwrite an existing model unless --resume (which restores the

@@ -252,6 +252,48 @@ TEST_F(Cli, CtrlCEndsTheSampleAndKeepsTheFile) {
   EXPECT_EQ(r.out.rfind(file.substr(0, 1000), 0), 0u) << "the file holds what was printed";
 }
 
+// --time-limit: the run stops at the budget (with --steps far out of reach) after a final
+// evaluation and checkpoint, the learning-rate schedule having run its course over the time
+// (warm-up, then cosine decay down to --min-lr); the recipe records the budget and the steps
+// done. A malformed duration is refused before training.
+TEST_F(Cli, TimeLimitLaysTheScheduleOverTheBudgetAndStopsInTime) {
+  const std::string dir = g_tmp + "/timed";
+  const std::vector<std::string> args = {"train", "text", "--data", corpus_, "--out", dir, "--preset", "tiny",
+                                         "--steps", "10000000", "--time-limit", "4s", "--log-every", "5",
+                                         "--eval-every", "0", "--quiet", "--no-samples", "--threads", "1"};
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = run_imagine(args);
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_EQ(r.code, 0) << describe(args, r);
+  EXPECT_LT(took, 30.0) << "model loading and the final evaluation included";
+  const auto cfg = nlohmann::json::parse(slurp(dir + "/config.json"));
+  const int64_t steps = cfg["training"]["step"].get<int64_t>();
+  EXPECT_GT(steps, 20);
+  EXPECT_LT(steps, 10000000);
+  EXPECT_EQ(cfg["training"]["recipe"]["time_limit_s"], 4.0);
+  const auto st = nlohmann::json::parse(slurp(dir + "/checkpoint-latest/trainer_state.json"));
+  EXPECT_EQ(st["step"].get<int64_t>(), steps) << "the checkpoint is the last step";
+  std::vector<double> lrs;
+  double last_eval_step = -1, last_elapsed = 0;
+  for (const auto& j : read_metrics_lines(dir)) {
+    if (j.value("event", "") == "eval")
+      last_eval_step = j["step"].get<double>();
+    else
+      lrs.push_back(j["lr"].get<double>());
+    last_elapsed = j["elapsed_s"].get<double>();
+  }
+  EXPECT_EQ(last_eval_step, static_cast<double>(steps)) << "a final evaluation at the last step";
+  EXPECT_LT(last_elapsed, 4.5) << "stopped within the budget";
+  ASSERT_GE(lrs.size(), 4u);
+  const double peak = *std::max_element(lrs.begin(), lrs.end());
+  EXPECT_NEAR(peak, 3e-3, 3e-4) << "the warm-up reached the preset's peak";
+  EXPECT_LT(lrs.back(), 3e-4 + 0.15 * (3e-3 - 3e-4)) << "the cosine decay ended near --min-lr at the budget";
+  EXPECT_GT(lrs[lrs.size() / 2], lrs.back()) << "decaying over time";
+  expect_clean_failure({"train", "text", "--data", corpus_, "--out", g_tmp + "/timed2", "--preset", "tiny",
+                        "--time-limit", "5 minutes"},
+                       1);
+}
+
 TEST_F(Cli, InfoAndEval) {
   auto t = run_imagine({"info", model_});
   ASSERT_EQ(t.code, 0) << t.err;

@@ -3,6 +3,7 @@
 // per-step losses, evaluations and final weights equal an uninterrupted run), and that a
 // tiny model learns Shakespeare well below its unigram entropy.
 #include <gtest/gtest.h>
+#include <torch/torch.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -11,13 +12,12 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-#include <torch/torch.h>
-
+#include "../support/temp_dir.h"
 #include "core/error.h"
 #include "core/files.h"
 #include "core/safetensors.h"
@@ -25,8 +25,6 @@
 #include "models/text_model.h"
 #include "train/optim.h"
 #include "train/train_text.h"
-
-#include "../support/temp_dir.h"
 
 namespace fs = std::filesystem;
 
@@ -66,10 +64,13 @@ TEST(LrSchedule, CosineDecayToMinimumThenFlat) {
     EXPECT_GT(v, min_lr);
     prev = v;
   }
-  EXPECT_NEAR(imagine::lr_at(warmup + (decay - warmup) / 2, lr, min_lr, warmup, decay), (lr + min_lr) / 2, 1e-15);
-  for (int64_t s : {decay, decay + 1, decay + 1000}) EXPECT_DOUBLE_EQ(imagine::lr_at(s, lr, min_lr, warmup, decay), min_lr);
+  EXPECT_NEAR(imagine::lr_at(warmup + (decay - warmup) / 2, lr, min_lr, warmup, decay), (lr + min_lr) / 2,
+              1e-15);
+  for (int64_t s : {decay, decay + 1, decay + 1000})
+    EXPECT_DOUBLE_EQ(imagine::lr_at(s, lr, min_lr, warmup, decay), min_lr);
   // min_lr == lr: constant after warm-up
-  for (int64_t s : {warmup, warmup + 50, decay + 5}) EXPECT_DOUBLE_EQ(imagine::lr_at(s, lr, lr, warmup, decay), lr);
+  for (int64_t s : {warmup, warmup + 50, decay + 5})
+    EXPECT_DOUBLE_EQ(imagine::lr_at(s, lr, lr, warmup, decay), lr);
 }
 
 // ---- AdamW ----
@@ -150,13 +151,15 @@ TEST(AdamWOptimizer, ManyStepsEqualReferenceAndTorchAdamW) {
   };
   // torch applies one weight decay per group: matrices decayed, vectors not (as ours does)
   std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(std::vector<torch::Tensor>{th_w}, std::make_unique<torch::optim::AdamWOptions>(topt(cfg.weight_decay)));
-  groups.emplace_back(std::vector<torch::Tensor>{th_b}, std::make_unique<torch::optim::AdamWOptions>(topt(0.0)));
+  groups.emplace_back(std::vector<torch::Tensor>{th_w},
+                      std::make_unique<torch::optim::AdamWOptions>(topt(cfg.weight_decay)));
+  groups.emplace_back(std::vector<torch::Tensor>{th_b},
+                      std::make_unique<torch::optim::AdamWOptions>(topt(0.0)));
   torch::optim::AdamW theirs(std::move(groups), topt(cfg.weight_decay));
-  RefAdamW ref_w{flat(init_w), std::vector<double>(20), std::vector<double>(20), cfg.beta1, cfg.beta2, cfg.eps,
-                 cfg.weight_decay};
-  RefAdamW ref_b{flat(init_b), std::vector<double>(5), std::vector<double>(5), cfg.beta1, cfg.beta2, cfg.eps,
-                 cfg.weight_decay};
+  RefAdamW ref_w{flat(init_w), std::vector<double>(20), std::vector<double>(20), cfg.beta1, cfg.beta2,
+                 cfg.eps,      cfg.weight_decay};
+  RefAdamW ref_b{flat(init_b), std::vector<double>(5), std::vector<double>(5), cfg.beta1, cfg.beta2,
+                 cfg.eps,      cfg.weight_decay};
 
   const double lr = 1e-2;  // a constant lr so torch's group lr matches
   for (int step = 0; step < 15; step++) {
@@ -212,7 +215,9 @@ TEST(AdamWOptimizer, StateRoundTripContinuesIdentically) {
 
 // ---- training runs ----
 
-std::string shakespeare_path() { return std::string(IMAGINE_SOURCE_DIR) + "/../shared/data/tinyshakespeare/input.txt"; }
+std::string shakespeare_path() {
+  return std::string(IMAGINE_SOURCE_DIR) + "/../shared/data/tinyshakespeare/input.txt";
+}
 
 class TrainRunTest : public ::testing::Test {
  protected:
@@ -237,7 +242,8 @@ class TrainRunTest : public ::testing::Test {
   std::string dir_;
 };
 
-imagine::TextTrainResult train(std::vector<std::string> args, const std::function<void(const std::string&)>& log) {
+imagine::TextTrainResult train(std::vector<std::string> args,
+                               const std::function<void(const std::string&)>& log) {
   auto o = imagine::text_train_table().parse(args);
   return imagine::train_text(o, log);
 }
@@ -289,9 +295,9 @@ TEST_F(TrainRunTest, ResumeAfterInterruptEqualsUninterruptedRun) {
   if (data.empty()) GTEST_SKIP() << "tinyshakespeare not available at " << shakespeare_path();
   const std::string a = dir_ + "/A", b = dir_ + "/B";
   auto args = [&](const std::string& out) {
-    return std::vector<std::string>{"--data", data, "--out", out, "--preset", "tiny", "--dropout", "0.1",
-                                    "--samples=false", "--quiet", "--eval-every", "5", "--steps", "20",
-                                    "--log-every", "1", "--seed", "4242"};
+    return std::vector<std::string>{"--data",    data,  "--out",           out,       "--preset",     "tiny",
+                                    "--dropout", "0.1", "--samples=false", "--quiet", "--eval-every", "5",
+                                    "--steps",   "20",  "--log-every",     "1",       "--seed",       "4242"};
   };
   auto no_log = [](const std::string&) {};
   const auto t0 = std::chrono::steady_clock::now();
@@ -368,7 +374,8 @@ TEST_F(TrainRunTest, ResumeAfterInterruptEqualsUninterruptedRun) {
     const auto& jb = mb.steps.at(s);
     EXPECT_NEAR(ja.at("loss").get<double>(), jb.at("loss").get<double>(), 1e-6) << "loss at step " << s;
     EXPECT_DOUBLE_EQ(ja.at("lr").get<double>(), jb.at("lr").get<double>()) << "lr at step " << s;
-    EXPECT_NEAR(ja.at("grad_norm").get<double>(), jb.at("grad_norm").get<double>(), 1e-5) << "grad_norm at step " << s;
+    EXPECT_NEAR(ja.at("grad_norm").get<double>(), jb.at("grad_norm").get<double>(), 1e-5)
+        << "grad_norm at step " << s;
   }
   ASSERT_EQ(ma.evals.size(), 4u);  // steps 5, 10, 15, 20
   ASSERT_EQ(mb.evals.size(), 4u);
@@ -396,8 +403,8 @@ TEST_F(TrainRunTest, ResumeRefusesArchitectureChangesAndNeedsACheckpoint) {
   auto no_log = [](const std::string&) {};
   // nothing to resume yet
   EXPECT_THROW(train({"--data", data, "--out", out, "--resume", "--quiet"}, no_log), imagine::Error);
-  train({"--data", data, "--out", out, "--preset", "tiny", "--steps", "3", "--eval-every", "0", "--samples=false",
-         "--quiet"},
+  train({"--data", data, "--out", out, "--preset", "tiny", "--steps", "3", "--eval-every", "0",
+         "--samples=false", "--quiet"},
         no_log);
   EXPECT_THROW(train({"--out", out, "--resume", "--n-embd", "64", "--quiet"}, no_log), imagine::Error);
   // without --resume the existing model is not overwritten
@@ -436,13 +443,14 @@ TEST_F(TrainRunTest, TinyModelLearnsWellBelowUnigramEntropy) {
   h_cross /= val_part.size();
 
   const auto t0 = std::chrono::steady_clock::now();
-  auto r = train({"--data", data, "--out", dir_ + "/S", "--preset", "tiny", "--steps", "600", "--eval-every", "300",
-                  "--eval-iters", "8", "--samples=false", "--quiet", "--seed", "7"},
+  auto r = train({"--data", data, "--out", dir_ + "/S", "--preset", "tiny", "--steps", "600", "--eval-every",
+                  "300", "--eval-iters", "8", "--samples=false", "--quiet", "--seed", "7"},
                  [](const std::string&) {});
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("[ info     ] unigram entropy %.4f nats (train), unigram cross-entropy on val %.4f; "
-              "best val loss %.4f at step %lld; %.1f s\n",
-              h_train, h_cross, r.outcome.best_val_loss, static_cast<long long>(r.outcome.best_step), secs);
+  std::printf(
+      "[ info     ] unigram entropy %.4f nats (train), unigram cross-entropy on val %.4f; "
+      "best val loss %.4f at step %lld; %.1f s\n",
+      h_train, h_cross, r.outcome.best_val_loss, static_cast<long long>(r.outcome.best_step), secs);
   EXPECT_EQ(r.outcome.step, 600);
   EXPECT_TRUE(std::isfinite(r.outcome.best_val_loss));
   EXPECT_GT(h_train, 2.5);  // sanity of the reference: English text is around 3 nats/byte
@@ -455,7 +463,8 @@ TEST_F(TrainRunTest, TinyModelLearnsWellBelowUnigramEntropy) {
   auto m = read_metrics(dir_ + "/S");
   ASSERT_FALSE(m.evals.empty());
   EXPECT_NEAR(m.evals.rbegin()->second.at("best_val_loss").get<double>(), r.outcome.best_val_loss, 1e-12);
-  EXPECT_LT(m.steps.rbegin()->second.at("loss").get<double>(), m.steps.begin()->second.at("loss").get<double>() - 1.0);
+  EXPECT_LT(m.steps.rbegin()->second.at("loss").get<double>(),
+            m.steps.begin()->second.at("loss").get<double>() - 1.0);
 }
 
 }  // namespace
@@ -474,9 +483,11 @@ TEST_F(TrainRunTest, RecordsWhereDocumentsStart) {
   for (int i = 0; i < 400; i++) plain += "Line number " + std::to_string(i) + " has no separators.\n";
   std::ofstream(plain_file, std::ios::binary) << plain;
   auto quiet = [](const std::string&) {};
-  for (auto [data, expected] : {std::pair<std::string, std::string>{fortune_file, "%\n"}, {plain_file, "\n"}}) {
+  for (auto [data, expected] :
+       {std::pair<std::string, std::string>{fortune_file, "%\n"}, {plain_file, "\n"}}) {
     const std::string out = dir_ + "/model-" + std::to_string(expected.size());
-    train({"--data", data, "--out", out, "--preset", "tiny", "--steps", "2", "--quiet", "--samples=false"}, quiet);
+    train({"--data", data, "--out", out, "--preset", "tiny", "--steps", "2", "--quiet", "--samples=false"},
+          quiet);
     imagine::TextModel m = imagine::load_text_model(out, torch::kCPU);
     EXPECT_EQ(m.start_text, expected) << data;
     EXPECT_EQ(m.config["dataset"]["start_text"], expected);
@@ -484,3 +495,19 @@ TEST_F(TrainRunTest, RecordsWhereDocumentsStart) {
 }
 
 }  // namespace
+
+TEST(ParseDuration, UnitsAndPlainSecondsAndRefusals) {
+  EXPECT_DOUBLE_EQ(imagine::parse_duration("90s"), 90);
+  EXPECT_DOUBLE_EQ(imagine::parse_duration("5m"), 300);
+  EXPECT_DOUBLE_EQ(imagine::parse_duration("1h30m"), 5400);
+  EXPECT_DOUBLE_EQ(imagine::parse_duration("2.5m"), 150);
+  EXPECT_DOUBLE_EQ(imagine::parse_duration("300"), 300);
+  for (const char* bad : {"", "5x", "-1s", "0", "0s", "1h30", "m", "5 m", "1e9h", "nan", "inf"}) {
+    try {
+      imagine::parse_duration(bad);
+      ADD_FAILURE() << "'" << bad << "' was accepted";
+    } catch (const imagine::Error& e) {
+      EXPECT_FALSE(e.hint().empty()) << bad;
+    }
+  }
+}
