@@ -11,6 +11,7 @@ PACKAGES=(
   nlohmann-json3-dev        # config.json, safetensors header
   libpng-dev libjpeg-dev zlib1g-dev  # image decoding / PNG writing, gzip'd IDX
   libsmf-dev libfluidsynth-dev fluid-soundfont-gm openttd-openmsx  # MIDI I/O, WAV rendering, bundled songs
+  libgloo-dev               # Gloo headers for c10d's ProcessGroupGloo: data-parallel training (--nproc)
   libgtest-dev googletest   # unit tests
   python3-torch             # PyTorch reference models for bench/
   fortunes                  # default text corpus for the demo

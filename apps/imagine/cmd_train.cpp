@@ -1,6 +1,7 @@
 // `imagine train <family>`: parses the family's option table and runs its pipeline.
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 
 #include "commands.h"
@@ -10,6 +11,7 @@
 #include "train/train_image.h"
 #include "train/train_music.h"
 #include "train/train_text.h"
+#include "train/distributed.h"
 
 namespace imagine::cli {
 
@@ -31,7 +33,7 @@ struct Trained {
 
 using Pipeline = std::function<Trained(const Options&, const std::function<void(const std::string&)>&)>;
 
-int run_training(const OptionTable& table, const Args& args, const Pipeline& pipeline) {
+int run_training(const char* family, const OptionTable& table, const Args& args, const Pipeline& pipeline) {
   Options o = table.parse(args);
   if (o.help_requested) {
     std::fputs(table.help_text().c_str(), stdout);
@@ -39,8 +41,17 @@ int run_training(const OptionTable& table, const Args& args, const Pipeline& pip
   }
   if (!o.positional.empty())
     throw UsageError("unexpected argument '" + o.positional[0] + "'", "pass the data with --data PATH");
-  const bool quiet = o.b("quiet");
+  // --nproc N: this process starts N ranks of the same command and waits for them.
+  if (const int n = local_ranks_to_launch(o); n > 1) {
+    std::vector<std::string> argv = {"imagine", "train", family};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return launch_local_ranks(n, argv, o.f("dist-timeout"));
+  }
+  const char* rank_env = std::getenv("RANK");
+  const bool main_rank = !rank_env || std::atoi(rank_env) == 0;  // rank 0 reports for all ranks
+  const bool quiet = o.b("quiet") || !main_rank;
   const Trained r = pipeline(o, [&](const std::string& line) { note(quiet, line); });
+  if (!main_rank) return r.outcome.interrupted ? 128 + (interrupt_signal() ? interrupt_signal() : 2) : 0;
   const auto& oc = r.outcome;
   std::string best = std::isfinite(oc.best_val_loss) ? str(oc.best_val_loss) : std::string("n/a");
   // The summary goes to stdout even with --quiet: it is the command's result.
@@ -49,7 +60,7 @@ int run_training(const OptionTable& table, const Args& args, const Pipeline& pip
               best.c_str(), (long long)oc.best_step, (unsigned long long)r.seed);
   std::printf("model: %s (best weights: model.safetensors, %sresume state: checkpoint-latest/)\n", r.out_dir.c_str(),
               r.extras.c_str());
-  if (oc.interrupted) return 128 + interrupt_signal();
+  if (oc.interrupted) return 128 + (interrupt_signal() ? interrupt_signal() : 2);  // another rank's Ctrl-C
   return 0;
 }
 
@@ -77,9 +88,9 @@ int train(const Args& args) {
     return args.empty() ? 2 : 0;
   }
   const Args rest(args.begin() + 1, args.end());
-  if (args[0] == "text") return run_training(text_train_table(), rest, text_pipeline);
-  if (args[0] == "image") return run_training(image_train_table(), rest, image_pipeline);
-  if (args[0] == "music") return run_training(music_train_table(), rest, music_pipeline);
+  if (args[0] == "text") return run_training("text", text_train_table(), rest, text_pipeline);
+  if (args[0] == "image") return run_training("image", image_train_table(), rest, image_pipeline);
+  if (args[0] == "music") return run_training("music", music_train_table(), rest, music_pipeline);
   throw UsageError("unknown model family '" + args[0] + "' for train", "available: text, image, music");
 }
 

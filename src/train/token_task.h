@@ -20,7 +20,10 @@ class TokenStreamTask : public TrainTask {
                   std::function<std::string()> sample, std::string unit = "tok");
 
   torch::nn::Module& model() override { return *gpt_; }
-  int64_t units_per_micro_batch() const override { return batch_ * gpt_->config.block_size; }
+  int64_t units_per_micro_batch() const override { return train_batch_ * gpt_->config.block_size; }
+  // Data-parallel ranks train on their share of the batch; evaluation keeps the whole one,
+  // so every rank (and a single process) reports the same numbers.
+  void set_train_batch(int64_t per_rank) { train_batch_ = per_rank; }
   std::string unit() const override { return unit_; }
   nlohmann::json model_config() const override { return config_; }
   torch::Tensor micro_batch_loss(Rng& rng, size_t) override;
@@ -31,6 +34,7 @@ class TokenStreamTask : public TrainTask {
   GPT& gpt_;
   TokenDataset train_, val_;
   int64_t batch_;
+  int64_t train_batch_;
   uint64_t seed_;
   nlohmann::json config_;
   std::function<std::map<std::string, double>(double)> extra_;

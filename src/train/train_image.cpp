@@ -77,6 +77,7 @@ const OptionTable& image_train_table() {
         .text("device", "auto", "auto, cpu or cuda[:N]", "DEV")
         .integer("threads", 0, 0, 1024, "CPU threads (0 = all cores)")
         .flag("quiet", false, "no progress output");
+    add_distributed_options(t);
     t.preset({"tiny",
               "8 wide, latent 8, 512 images, 40 steps: seconds on a CPU (tests)",
               {{"width", "8"},
@@ -116,6 +117,7 @@ struct ImageTaskSettings {
   int64_t sample_every = 500;
   uint64_t seed = 0;
   std::string out;
+  bool write_samples = true;  // rank 0 of a data-parallel run alone writes sample grids
 };
 
 // The image families' plug-in for the Trainer.
@@ -183,7 +185,7 @@ class ImageTask : public TrainTask {
     } else if (m_.gan) {
       m_.gan->update_ema(0.0);
     }
-    if (s_.sample_every > 0 && step % s_.sample_every == 0) write_sample_grid(step);
+    if (s_.write_samples && s_.sample_every > 0 && step % s_.sample_every == 0) write_sample_grid(step);
   }
 
   std::map<std::string, double> evaluate(int64_t) override {
@@ -371,11 +373,12 @@ ImageTrainResult train_image(const Options& given, const std::function<void(cons
   s.n_critic = o.i("n-critic") > 0 ? o.i("n-critic") : (loss == "wgan-gp" ? 5 : 1);
   s.d_lr_scale = o.f("d-lr") > 0 ? o.f("d-lr") / recipe.lr : 1.0;
   s.ema = o.f("ema");
-  s.batch = recipe.batch_size;
+  s.batch = run.rank_batch(recipe.batch_size);  // this rank's share
   s.eval_samples = o.i("eval-samples");
   s.sample_every = o.i("sample-every") > 0 ? o.i("sample-every") : recipe.eval_every;
   s.seed = result.seed;
   s.out = out;
+  s.write_samples = run.rank() == 0;
   make_dirs(out);
   nlohmann::json config = image_model_config(arch, m.classes, dataset_record(data, fs.info));
   config["gan"] = gan ? nlohmann::json{{"loss", loss},

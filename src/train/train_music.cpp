@@ -142,6 +142,7 @@ MusicTrainResult train_music(const Options& given, const std::function<void(cons
   recipe.precision = precision;
   TokenStreamTask task(model.gpt, TokenDataset(train_tokens, device), TokenDataset(val_tokens, device), recipe.batch_size,
                        result.seed, music_model_config(arch, vocab, dataset), nullptr, nullptr, "ev");
+  task.set_train_batch(run.rank_batch(recipe.batch_size));
   result.outcome = run_trainer(task, recipe, run, log);
   return result;
 }

@@ -58,6 +58,7 @@ const OptionTable& text_train_table() {
         .text("device", "auto", "auto, cpu or cuda[:N]", "DEV")
         .integer("threads", 0, 0, 1024, "CPU threads (0 = all cores)")
         .flag("quiet", false, "no progress output");
+    add_distributed_options(t);
     t.preset({"tiny",
               "2 layers, 32 wide, context 32: seconds on a CPU (tests)",
               {{"n-layer", "2"},
@@ -231,6 +232,7 @@ TextTrainResult train_text(const Options& given, const std::function<void(const 
   TokenStreamTask task(model.gpt, TokenDataset(train_tokens, device), TokenDataset(val_tokens, device),
                        recipe.batch_size, result.seed, text_model_config(arch, tokenizer_entry, dataset),
                        bits_per_byte, sample);
+  task.set_train_batch(run.rank_batch(recipe.batch_size));
   result.outcome = run_trainer(task, recipe, run, log);
   return result;
 }

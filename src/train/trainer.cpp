@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -80,8 +81,18 @@ std::vector<OptimizerGroup> TrainTask::optimizer_groups(const AdamWConfig& recip
   return {OptimizerGroup{"", named_params(model()), recipe_adamw}};
 }
 
+uint64_t rank_data_seed(uint64_t seed, int rank, int64_t step) {
+  uint64_t s = seed ^ 0x5EEDDA7AULL;
+  if (rank == 0 && step == 0) return s;
+  // splitmix64 of (seed, rank, step): independent streams per rank.
+  uint64_t z = s + 0x9e3779b97f4a7c15ULL * static_cast<uint64_t>(rank + 1) + 0xbf58476d1ce4e5b9ULL * static_cast<uint64_t>(step);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
 Trainer::Trainer(TrainTask& task, TrainRecipe recipe, std::string out_dir, uint64_t seed,
-                 nlohmann::json run_info, bool quiet)
+                 nlohmann::json run_info, bool quiet, std::shared_ptr<Distributed> dist)
     : task_(task),
       recipe_(recipe),
       out_(std::move(out_dir)),
@@ -89,9 +100,13 @@ Trainer::Trainer(TrainTask& task, TrainRecipe recipe, std::string out_dir, uint6
       run_info_(std::move(run_info)),
       quiet_(quiet),
       groups_(task.optimizer_groups(recipe.adamw)),
-      data_rng_(seed ^ 0x5EEDDA7AULL) {
+      data_rng_(rank_data_seed(seed, dist ? dist->rank() : 0)),
+      dist_(dist && dist->world() > 1 ? std::move(dist) : nullptr) {
   IMAGINE_CHECK(!groups_.empty(), "", "a training task declared no optimizer groups");
   for (auto& g : groups_) opts_.emplace_back(g.params, g.adamw);
+  // The model was initialised from the shared seed (every rank holds the same weights);
+  // from here on each rank draws its own noise (dropout, GAN latents).
+  if (dist_ && dist_->rank() > 0) seed_torch(rank_data_seed(seed, dist_->rank()));
 }
 
 // Checkpoint names of a group's optimizer state: unprefixed for the only group (so
@@ -144,14 +159,26 @@ void Trainer::resume() {
                   "the checkpoint is from another model family; start without --resume");
     opts_[i].load_state(mine, steps);
   }
-  data_rng_.set_state(json_field(st, "data_rng", state_json).get<std::string>());
-  auto it = ts.tensors.find("rng.torch_cpu");
-  IMAGINE_CHECK(it != ts.tensors.end(), "the checkpoint is damaged",
-                "trainer state lacks the torch RNG state");
-  {
+  // Each rank continues its own data and noise streams; a rank the checkpoint did not have
+  // (more ranks than before) starts fresh ones, derived from the seed, its rank and the step.
+  const int rank = dist_ ? dist_->rank() : 0;
+  const nlohmann::json ranks = st.value("data_rng_ranks", nlohmann::json::array());
+  const std::string torch_key = rank == 0 ? "rng.torch_cpu" : "rng.torch_cpu.rank" + std::to_string(rank);
+  auto it = ts.tensors.find(torch_key);
+  if (rank == 0) {
+    data_rng_.set_state(json_field(st, "data_rng", state_json).get<std::string>());
+    IMAGINE_CHECK(it != ts.tensors.end(), "the checkpoint is damaged", "trainer state lacks the torch RNG state");
+  } else if (rank < static_cast<int>(ranks.size())) {
+    data_rng_.set_state(ranks[rank].get<std::string>());
+  } else {
+    data_rng_ = Rng(rank_data_seed(seed_, rank, start_step_));
+  }
+  if (it != ts.tensors.end()) {
     auto gen = cpu_generator();
     std::lock_guard<std::mutex> lock(gen.mutex());
     gen.set_state(it->second);
+  } else {
+    seed_torch(rank_data_seed(seed_, rank, start_step_));
   }
   // null (no evaluation before the checkpoint) means none yet; value() would throw on it.
   const nlohmann::json best_val = st.value("best_val_loss", nlohmann::json(nullptr));
@@ -161,7 +188,7 @@ void Trainer::resume() {
 
   // Drop metrics logged after the checkpoint, so the resumed log continues seamlessly.
   const std::string metrics = join_path(out_, "metrics.jsonl");
-  if (path_exists(metrics)) {
+  if (is_main() && path_exists(metrics)) {
     std::istringstream in(read_file(metrics));
     std::string line, kept;
     while (std::getline(in, line)) {
@@ -195,6 +222,7 @@ nlohmann::json Trainer::training_record(int64_t step) const {
 }
 
 void Trainer::append_metrics(const nlohmann::json& j) {
+  if (!is_main()) return;
   std::ofstream f(join_path(out_, "metrics.jsonl"), std::ios::app);
   f << j.dump() << "\n";
 }
@@ -202,12 +230,31 @@ void Trainer::append_metrics(const nlohmann::json& j) {
 void Trainer::save_best(int64_t step, double val_loss) {
   best_val_ = val_loss;
   best_step_ = step;
+  if (!is_main()) return;
   save_safetensors(join_path(out_, "model.safetensors"), module_weights(task_.model()),
                    {{"format", "pt"}, {"step", std::to_string(step)}});
   write_model_config(out_, config_json(step));
 }
 
+static std::string tensor_bytes(const torch::Tensor& t) {
+  auto c = t.contiguous().to(torch::kCPU);
+  return std::string(static_cast<const char*>(c.data_ptr()), static_cast<size_t>(c.numel() * c.element_size()));
+}
+
 void Trainer::save_latest(int64_t step, double elapsed) {
+  // Rank 0 writes; the other ranks hand it their random-number states first.
+  std::vector<std::string> data_rngs, torch_rngs;
+  if (dist_) {
+    torch::Tensor mine;
+    {
+      auto gen = cpu_generator();
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      mine = gen.get_state();
+    }
+    data_rngs = dist_->gather_to_main("data_rng", data_rng_.state());
+    torch_rngs = dist_->gather_to_main("torch_rng", tensor_bytes(mine));
+    if (!is_main()) return;
+  }
   const std::string final_dir = join_path(out_, "checkpoint-latest");
   const std::string tmp = join_path(out_, "checkpoint-latest.tmp-" + std::to_string(getpid()));
   const std::string old = join_path(out_, "checkpoint-latest.old");
@@ -225,6 +272,11 @@ void Trainer::save_latest(int64_t step, double elapsed) {
     std::lock_guard<std::mutex> lock(gen.mutex());
     state["rng.torch_cpu"] = gen.get_state();
   }
+  for (size_t r = 1; r < torch_rngs.size(); r++) {
+    auto t = torch::empty({static_cast<int64_t>(torch_rngs[r].size())}, torch::kUInt8);
+    std::memcpy(t.data_ptr(), torch_rngs[r].data(), torch_rngs[r].size());
+    state["rng.torch_cpu.rank" + std::to_string(r)] = t;
+  }
   const std::string model_bytes = safetensors_bytes(module_weights(task_.model()), {{"format", "pt"}});
   const std::string state_bytes = safetensors_bytes(state);
   write_file_atomic(join_path(tmp, "model.safetensors"), model_bytes);
@@ -235,6 +287,8 @@ void Trainer::save_latest(int64_t step, double elapsed) {
       {"step", step},
       {"optimizer_steps", opt_steps},
       {"data_rng", data_rng_.state()},
+      {"world_size", world()},
+      {"data_rng_ranks", data_rngs.empty() ? nlohmann::json::array({data_rng_.state()}) : nlohmann::json(data_rngs)},
       {"lr", lr_at(step, recipe_.lr, recipe_.min_lr, recipe_.warmup_steps, recipe_.decay_end())},
       {"best_val_loss", std::isfinite(best_val_) ? nlohmann::json(best_val_) : nlohmann::json(nullptr)},
       {"best_step", best_step_},
@@ -283,7 +337,7 @@ TrainOutcome Trainer::run() {
   const auto params = model.parameters();
   const torch::Device device = params.empty() ? torch::Device(torch::kCPU) : params[0].device();
   const bool bf16 = recipe_.precision == "bf16";
-  Progress progress(recipe_.steps, recipe_.log_every, quiet_, "train");
+  Progress progress(recipe_.steps, recipe_.log_every, quiet_ || !is_main(), "train");
   const auto t_start = std::chrono::steady_clock::now();
   auto since = [](std::chrono::steady_clock::time_point t) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
@@ -299,7 +353,7 @@ TrainOutcome Trainer::run() {
       compat::AutocastBf16 autocast(device, bf16);
       m = task_.evaluate(recipe_.eval_iters);
     }
-    std::string sample = task_.eval_sample();
+    std::string sample = is_main() ? task_.eval_sample() : "";
     model.train();
     val_loss = m.at("val_loss");
     nlohmann::json j = {{"step", at_step}, {"event", "eval"}, {"elapsed_s", prior_seconds_ + since(t_start)}};
@@ -322,12 +376,33 @@ TrainOutcome Trainer::run() {
   const double budget = recipe_.time_limit;
   double eval_seconds = 0;  // the last evaluation's duration (the final one is about as long)
   auto time_used = [&] { return prior_seconds_ + since(t_start); };
-  auto out_of_time = [&] { return budget > 0 && time_used() + eval_seconds >= budget; };
+  // Ranks keep their own clocks: every decision taken on one is agreed on by all ranks (the
+  // latest clock, and "any rank" for stopping), so they always take the same steps.
+  auto local_out_of_time = [&] { return budget > 0 && time_used() + eval_seconds >= budget; };
+  auto out_of_time = [&] {
+    if (budget <= 0) return false;
+    return dist_ ? dist_->any(local_out_of_time(), "agreeing on the time limit") : local_out_of_time();
+  };
   auto schedule_step = [&](int64_t s) {
     if (budget <= 0) return s;
-    return static_cast<int64_t>(
-        std::llround(static_cast<double>(recipe_.steps) * std::min(1.0, time_used() / budget)));
+    const double used = dist_ ? dist_->max({time_used()}, "agreeing on the clock")[0] : time_used();
+    return static_cast<int64_t>(std::llround(static_cast<double>(recipe_.steps) * std::min(1.0, used / budget)));
   };
+  // Every rank starts from rank 0's weights; batch-norm running statistics (the only state
+  // that is not a parameter and differs between ranks' batches) are averaged after each step.
+  std::vector<torch::Tensor> running_stats;
+  if (dist_) {
+    std::vector<torch::Tensor> state;
+    for (auto& p : model.named_parameters()) state.push_back(p.value());
+    for (auto& b : model.named_buffers()) {
+      state.push_back(b.value());
+      const std::string& k = b.key();
+      const bool stat = (k.size() >= 12 && k.compare(k.size() - 12, 12, "running_mean") == 0) ||
+                        (k.size() >= 11 && k.compare(k.size() - 11, 11, "running_var") == 0);
+      if (stat && b.value().is_floating_point()) running_stats.push_back(b.value());
+    }
+    dist_->broadcast(state, "sharing rank 0's weights");
+  }
 
   model.train();
   const bool spent = out_of_time() && step < recipe_.steps;
@@ -352,6 +427,11 @@ TrainOutcome Trainer::run() {
           loss_sum += loss.item<double>();
         }
         group_loss[g] = loss_sum / recipe_.grad_accum;
+        if (dist_) {
+          std::vector<torch::Tensor> ps;
+          for (auto& [name, p] : groups_[g].params) ps.push_back(p);
+          group_loss[g] = dist_->average_gradients(ps, group_loss[g]);  // the global batch's loss
+        }
         if (!std::isfinite(group_loss[g]))
           throw Error(str("training diverged: ", groups_[g].name.empty() ? "" : groups_[g].name + " ",
                           "loss is ", group_loss[g], " at step ", step + 1),
@@ -365,10 +445,11 @@ TrainOutcome Trainer::run() {
       }
     }
     last_loss = group_loss.back();
+    if (!running_stats.empty()) dist_->average(running_stats, "averaging batch-norm statistics");
     task_.after_step(step + 1);
     step++;
     train_seconds += since(t0);
-    units += static_cast<double>(task_.units_per_micro_batch() * recipe_.grad_accum);
+    units += static_cast<double>(task_.units_per_micro_batch() * recipe_.grad_accum * world());
     const double rate = units / (train_seconds > 0 ? train_seconds : 1e-9);
     std::string losses;
     for (size_t g = 0; g < groups_.size(); g++)
@@ -410,7 +491,7 @@ TrainOutcome Trainer::run() {
                        " s");
       break;
     }
-    if (interrupt_requested()) {
+    if (dist_ ? dist_->any(interrupt_requested(), "agreeing on Ctrl-C") : interrupt_requested()) {
       if (!eval_now) save_latest(step, prior_seconds_ + since(t_start));
       out.interrupted = true;
       progress.message("interrupted at step " + std::to_string(step) + "; checkpoint saved to " +
@@ -453,8 +534,63 @@ Options resume_options(const Options& given, const nlohmann::json& previous,
   return o;
 }
 
-RunSetup start_run(const Options& given, const std::vector<std::string>& arch_keys) {
+static void check_out_dir(const Options& given) {
   IMAGINE_CHECK(!given.s("out").empty(), "pass --out DIR for the model directory", "missing --out");
+  if (!given.b("resume"))
+    IMAGINE_CHECK(!path_exists(join_path(given.s("out"), "config.json")),
+                  "pass --resume to continue it, or choose another --out (delete the folder to start over)",
+                  given.s("out"), " already holds a model; refusing to overwrite it");
+}
+
+void add_distributed_options(OptionTable& t) {
+  t.text("nproc", "1",
+         "data-parallel ranks on this machine (c10d; threads per rank = cores / N unless --threads); "
+         "torchrun's RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT take precedence",
+         "N")
+      .choice("dist-backend", "auto", {"auto", "gloo", "nccl"}, "c10d backend (auto: nccl on CUDA, gloo on CPU)")
+      .real("dist-timeout", 60, 1, 86400, "seconds a rank waits for the others before failing with an error");
+}
+
+static int parse_nproc(const Options& o) {
+  if (!o.table || !o.table->find("nproc")) return 1;
+  const std::string v = o.s("nproc");
+  if (v == "auto") return auto_nproc();
+  char* end = nullptr;
+  const long n = std::strtol(v.c_str(), &end, 10);
+  IMAGINE_CHECK(!v.empty() && *end == '\0' && n >= 1 && n <= 256, "pass --nproc N (1..256) or --nproc auto",
+                "invalid --nproc '", v, "'");
+  return static_cast<int>(n);
+}
+
+static std::string dist_backend(const Options& o, const torch::Device& device) {
+  const std::string b = o.table && o.table->find("dist-backend") ? o.s("dist-backend") : "auto";
+  if (b != "auto") return b;
+  return device.is_cuda() ? "nccl" : "gloo";
+}
+
+int local_ranks_to_launch(const Options& given) {
+  if (std::getenv("RANK")) return 1;  // this process is a rank already
+  const int n = parse_nproc(given);
+  if (n <= 1) return 1;
+  check_out_dir(given);
+  Options o = given;
+  if (given.b("resume")) o = resume_options(given, read_model_config(given.s("out")), {});
+  IMAGINE_CHECK(!o.table->find("batch-size") || o.i("batch-size") % n == 0,
+                str("pick a --batch-size that ", n, " ranks divide (each rank draws batch-size / nproc)"),
+                "--batch-size ", o.i("batch-size"), " is not a multiple of --nproc ", n);
+  return n;
+}
+
+int64_t RunSetup::rank_batch(int64_t global_batch) const {
+  const int w = world();
+  IMAGINE_CHECK(global_batch % w == 0,
+                str("pick a --batch-size that ", w, " ranks divide (each rank draws batch-size / world size)"),
+                "--batch-size ", global_batch, " is not a multiple of the ", w, " ranks");
+  return global_batch / w;
+}
+
+RunSetup start_run(const Options& given, const std::vector<std::string>& arch_keys) {
+  check_out_dir(given);
   RunSetup s;
   s.options = given;
   s.out = given.s("out");
@@ -462,10 +598,6 @@ RunSetup start_run(const Options& given, const std::vector<std::string>& arch_ke
   if (s.resume) {
     s.previous = read_model_config(s.out);
     s.options = resume_options(given, s.previous, arch_keys);
-  } else {
-    IMAGINE_CHECK(!path_exists(join_path(s.out, "config.json")),
-                  "pass --resume to continue it, or choose another --out (delete the folder to start over)",
-                  s.out, " already holds a model; refusing to overwrite it");
   }
   // A resumed run keeps the licence it recorded unless --data-license is given again (the
   // recorded flag may name a file that is gone by now).
@@ -474,6 +606,20 @@ RunSetup start_run(const Options& given, const std::vector<std::string>& arch_ke
       has_flag && given.given("data-license") ? given.s("data-license") : "", s.previous);
   s.threads = set_threads(static_cast<int>(s.options.i("threads")));
   s.device = resolve_device(s.options.s("device"));
+  // One rank of several (torchrun's variables, or --nproc's launcher): meet the others. Every
+  // rank has passed the --out check above before any of them can write there.
+  const DistConfig dc = DistConfig::from_environment(
+      dist_backend(s.options, s.device),
+      s.options.table && s.options.table->find("dist-timeout") ? s.options.f("dist-timeout") : 60.0);
+  if (dc.in_environment) {
+    const int n = parse_nproc(given);
+    IMAGINE_CHECK(!given.given("nproc") || n == dc.world, "drop --nproc when torchrun sets WORLD_SIZE",
+                  "--nproc ", n, " differs from WORLD_SIZE=", dc.world);
+    if (dc.world > 1) {
+      s.dist = std::make_shared<Distributed>(dc);
+      if (s.dist->rank() > 0) s.options.set_json("quiet", true, "rank");  // rank 0 reports for all
+    }
+  }
   int64_t seed = s.options.i("seed");
   if (s.resume)
     seed = s.previous["training"].value("seed", int64_t{0});  // the recorded seed, even if it was -1
@@ -486,13 +632,17 @@ TrainOutcome run_trainer(TrainTask& task, const TrainRecipe& recipe, const RunSe
   nlohmann::json run_info = {
       {"device", setup.device.str()}, {"threads", setup.threads}, {"options", setup.options.to_json()}};
   if (!setup.data_license.is_null()) run_info["data_license"] = setup.data_license;
-  Trainer trainer(task, recipe, setup.out, setup.seed, run_info, setup.options.b("quiet"));
+  if (setup.dist) {
+    run_info["world_size"] = setup.world();
+    run_info["dist_backend"] = setup.dist->config().backend;
+  }
+  Trainer trainer(task, recipe, setup.out, setup.seed, run_info, setup.options.b("quiet"), setup.dist);
   if (setup.resume) {
     trainer.resume();
     log(str("resuming ", setup.out, " from its latest checkpoint"));
   }
   TrainOutcome outcome = trainer.run();
-  if (path_exists(join_path(setup.out, "config.json"))) {
+  if (setup.rank() == 0 && path_exists(join_path(setup.out, "config.json"))) {
     write_model_card(setup.out);
     log("wrote the model card " + join_path(setup.out, "README.md"));
   }

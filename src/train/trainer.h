@@ -14,6 +14,7 @@
 
 #include "core/options.h"
 #include "core/runtime.h"
+#include "train/distributed.h"
 #include "train/optim.h"
 
 namespace imagine {
@@ -97,8 +98,10 @@ double parse_duration(const std::string& text);
 class Trainer {
  public:
   // `run_info` is stored in config.json's training record (seed, device, threads, ...).
+  // With `dist` (world > 1) the task's micro-batches are this rank's share of the global
+  // batch: gradients are averaged across ranks and rank 0 alone writes (distributed.h).
   Trainer(TrainTask& task, TrainRecipe recipe, std::string out_dir, uint64_t seed, nlohmann::json run_info,
-          bool quiet);
+          bool quiet, std::shared_ptr<Distributed> dist = nullptr);
   // Continues from out_dir/checkpoint-latest: weights, optimizer moments, step, RNG states.
   void resume();
   TrainOutcome run();
@@ -110,6 +113,8 @@ class Trainer {
   void save_best(int64_t step, double val_loss);
   nlohmann::json training_record(int64_t step) const;
   void append_metrics(const nlohmann::json& j);
+  int world() const { return dist_ ? dist_->world() : 1; }
+  bool is_main() const { return !dist_ || dist_->is_main(); }
 
   TrainTask& task_;
   TrainRecipe recipe_;
@@ -125,7 +130,12 @@ class Trainer {
   double best_val_ = std::numeric_limits<double>::infinity();
   int64_t best_step_ = 0;
   double prior_seconds_ = 0;  // training time before a resume
+  std::shared_ptr<Distributed> dist_;  // null or world 1: a single process
 };
+
+// The data stream of `rank` (rank 0's is the single-process stream, so --nproc 1 runs are
+// unchanged). `step` > 0 starts a fresh stream for a rank a resumed checkpoint did not have.
+uint64_t rank_data_seed(uint64_t seed, int rank, int64_t step = 0);
 
 // Options of a resumed run: the options recorded in `previous` (config.json) fill in what
 // was not given now; flags given now override the recipe (e.g. more --steps), never the
@@ -143,7 +153,19 @@ struct RunSetup {
   torch::Device device = torch::kCPU;
   uint64_t seed = 0;            // the seed in effect (the recorded one on --resume)
   nlohmann::json data_license;  // --data-license resolved (train/model_card.h), or the recorded one
+  std::shared_ptr<Distributed> dist;  // set when this process is one rank of several
+  int rank() const { return dist ? dist->rank() : 0; }
+  int world() const { return dist ? dist->world() : 1; }
+  // This rank's share of the global --batch-size (an error unless the ranks divide it).
+  int64_t rank_batch(int64_t global_batch) const;
 };
+
+// --nproc, --dist-backend, --dist-timeout: the same for every family's table.
+void add_distributed_options(OptionTable& t);
+// What `--nproc N` (N > 1, no RANK in the environment) checks before it starts the ranks,
+// so a refusal is printed once: --out, and that N divides the batch (the recorded one on
+// --resume). Returns N; 1 = run in this process.
+int local_ranks_to_launch(const Options& given);
 
 // Checks --out, refuses to overwrite an existing model unless --resume (which restores the
 // recorded options, see resume_options, and the recorded seed), sets threads, device, seed.

@@ -1,0 +1,93 @@
+// Data-parallel training on torch's own distributed engine (c10d): a TCPStore for the
+// rendezvous and ProcessGroupGloo (CPU) or ProcessGroupNCCL (CUDA builds) for collectives.
+//
+// A run of W ranks: every rank holds the whole model and draws its own share of each global
+// batch; after the backward pass the gradients are averaged across ranks in buckets (before
+// clipping, so the clip sees the global gradient), every rank takes the same optimizer step,
+// and rank 0 alone writes checkpoints, metrics and progress. Decisions that depend on a
+// rank's clock or signals (time limit, Ctrl-C) are agreed on by all ranks every step.
+//
+// Ranks come from the environment torchrun sets (RANK, WORLD_SIZE, LOCAL_RANK,
+// MASTER_ADDR, MASTER_PORT), or from `--nproc N`, which spawns N local ranks of the same
+// command (launch_local_ranks) and sets those variables for them.
+#pragma once
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace imagine {
+
+struct DistConfig {
+  int rank = 0;
+  int world = 1;
+  int local_rank = 0;
+  std::string master_addr = "127.0.0.1";
+  int master_port = 29500;
+  std::string backend = "gloo";  // "gloo" or "nccl"
+  double timeout_s = 60;         // a collective that waits longer fails (a rank died or hung)
+  // The store is served by someone else (the --nproc launcher); otherwise rank 0 serves it.
+  bool store_is_external = false;
+
+  // The torchrun variables when RANK is set; nullopt-like (world 1) otherwise.
+  static DistConfig from_environment(const std::string& backend, double timeout_s);
+  bool in_environment = false;  // RANK was set
+};
+
+class Distributed {
+ public:
+  // Rendezvous with the other ranks (blocks up to the timeout).
+  explicit Distributed(const DistConfig& cfg);
+  ~Distributed();
+  Distributed(const Distributed&) = delete;
+  Distributed& operator=(const Distributed&) = delete;
+
+  int rank() const { return cfg_.rank; }
+  int world() const { return cfg_.world; }
+  bool is_main() const { return cfg_.rank == 0; }
+  const DistConfig& config() const { return cfg_; }
+
+  // Copies rank 0's tensors into every rank's (in place).
+  void broadcast(const std::vector<torch::Tensor>& tensors, const char* what);
+  // Averages the gradients of `params` across ranks, in buckets of at most bucket_bytes;
+  // parameters without a gradient contribute zeros and stay without one. `local_loss` rides
+  // along in the first bucket; the mean over ranks is returned.
+  double average_gradients(const std::vector<torch::Tensor>& params, double local_loss);
+  // Averages floating-point tensors in place (batch-norm running statistics).
+  void average(const std::vector<torch::Tensor>& tensors, const char* what);
+  // Element-wise maximum over ranks: flags (any rank interrupted / out of time) and clocks.
+  std::vector<double> max(const std::vector<double>& values, const char* what);
+  bool any(bool flag, const char* what) { return max({flag ? 1.0 : 0.0}, what)[0] > 0; }
+  // Rank 0 receives every rank's `mine` (in rank order); other ranks get an empty vector.
+  std::vector<std::string> gather_to_main(const std::string& key, const std::string& mine);
+  void barrier(const char* what);
+
+  int64_t bytes_all_reduced() const { return bytes_reduced_; }  // gradient bytes sent into all-reduces
+  size_t bucket_bytes = 25u << 20;                                // as PyTorch's DDP
+
+ private:
+  struct Impl;  // the c10d objects (their headers stay out of everyone else's build)
+  [[noreturn]] void fail(const char* what, const std::exception& e) const;
+  void all_reduce(torch::Tensor& t, bool max, const char* what);
+
+  DistConfig cfg_;
+  std::unique_ptr<Impl> impl_;
+  int64_t bytes_reduced_ = 0;
+  int64_t gathers_ = 0;
+};
+
+// `--nproc N` on one machine: serves the store, runs `argv` N times with the torchrun
+// variables set (threads per rank = cores / N unless the command says otherwise), forwards
+// SIGTERM, and waits. When a rank fails, the others get `timeout_s` to notice and exit
+// before they are killed. Returns the exit status for the command: 0, or the first failing
+// rank's, after printing an error line naming that rank.
+int launch_local_ranks(int nproc, const std::vector<std::string>& argv, double timeout_s);
+
+// The number of local ranks `--nproc auto` means on this machine for this family.
+int auto_nproc();
+
+}  // namespace imagine
