@@ -8,10 +8,10 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "core/signals.h"
+#include "train/distributed.h"
 #include "train/train_image.h"
 #include "train/train_music.h"
 #include "train/train_text.h"
-#include "train/distributed.h"
 
 namespace imagine::cli {
 
@@ -55,11 +55,12 @@ int run_training(const char* family, const OptionTable& table, const Args& args,
   const auto& oc = r.outcome;
   std::string best = std::isfinite(oc.best_val_loss) ? str(oc.best_val_loss) : std::string("n/a");
   // The summary goes to stdout even with --quiet: it is the command's result.
-  std::printf("trained %lld steps in %s (%.0f %s/s); best %s %s at step %lld; seed %llu\n", (long long)oc.step,
-              format_duration(oc.seconds).c_str(), oc.units_per_second, r.rate_unit.c_str(), r.best_what.c_str(),
-              best.c_str(), (long long)oc.best_step, (unsigned long long)r.seed);
-  std::printf("model: %s (best weights: model.safetensors, %sresume state: checkpoint-latest/)\n", r.out_dir.c_str(),
-              r.extras.c_str());
+  std::printf("trained %lld steps in %s (%.0f %s/s); best %s %s at step %lld; seed %llu\n",
+              (long long)oc.step, format_duration(oc.seconds).c_str(), oc.units_per_second,
+              r.rate_unit.c_str(), r.best_what.c_str(), best.c_str(), (long long)oc.best_step,
+              (unsigned long long)r.seed);
+  std::printf("model: %s (best weights: model.safetensors, %sresume state: checkpoint-latest/)\n",
+              r.out_dir.c_str(), r.extras.c_str());
   if (oc.interrupted) return 128 + (interrupt_signal() ? interrupt_signal() : 2);  // another rank's Ctrl-C
   return 0;
 }
@@ -76,7 +77,11 @@ Trained music_pipeline(const Options& o, const std::function<void(const std::str
 
 Trained image_pipeline(const Options& o, const std::function<void(const std::string&)>& log) {
   auto r = train_image(o, log);
-  return {r.outcome, r.out_dir, r.seed, "images", r.family == "gan" ? "fid" : "held-out loss",
+  return {r.outcome,
+          r.out_dir,
+          r.seed,
+          "images",
+          r.family == "gan" ? "fid" : "held-out loss",
           "sample grids: samples/, "};
 }
 

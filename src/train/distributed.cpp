@@ -35,10 +35,11 @@ int env_int(const char* name, int fallback, int min, int max) {
   char* end = nullptr;
   errno = 0;
   const long n = std::strtol(v, &end, 10);
-  IMAGINE_CHECK(errno == 0 && *end == '\0' && n >= min && n <= max,
-                "set the torchrun variables RANK, WORLD_SIZE, LOCAL_RANK (integers, 0 <= RANK < WORLD_SIZE) and "
-                "MASTER_PORT (1..65535)",
-                "invalid ", name, "='", v, "'");
+  IMAGINE_CHECK(
+      errno == 0 && *end == '\0' && n >= min && n <= max,
+      "set the torchrun variables RANK, WORLD_SIZE, LOCAL_RANK (integers, 0 <= RANK < WORLD_SIZE) and "
+      "MASTER_PORT (1..65535)",
+      "invalid ", name, "='", v, "'");
   return static_cast<int>(n);
 }
 
@@ -101,11 +102,8 @@ struct Distributed::Impl {
 Distributed::Distributed(const DistConfig& cfg) : cfg_(cfg), impl_(std::make_unique<Impl>()) {
   IMAGINE_CHECK(cfg.backend == "gloo" || cfg.backend == "nccl", "pass --dist-backend gloo or nccl",
                 "unknown distributed backend '", cfg.backend, "'");
-#ifndef USE_C10D_NCCL
-  IMAGINE_CHECK(cfg.backend != "nccl",
-                "use --dist-backend gloo here, or build imagine against PyTorch's CUDA LibTorch (docs/cuda.md)",
+  IMAGINE_CHECK(cfg.backend != "nccl" || nccl_available(), kNoNcclHint,
                 "this build of imagine has no NCCL (Debian's LibTorch is CPU-only)");
-#endif
   const std::string where = str(cfg.master_addr, ":", cfg.master_port);
   try {
     c10d::TCPStoreOptions so;
@@ -115,11 +113,12 @@ Distributed::Distributed(const DistConfig& cfg) : cfg_(cfg), impl_(std::make_uni
     so.timeout = millis(cfg.timeout_s);
     impl_->store = c10::make_intrusive<c10d::TCPStore>(cfg.master_addr, so);
   } catch (const std::exception& e) {
-    throw Error(str("rank ", cfg.rank, " of ", cfg.world, ": cannot reach the rendezvous store at ", where, ": ",
-                    first_line(e.what())),
-                cfg.rank == 0 ? "another program holds MASTER_PORT, or MASTER_ADDR is not this machine; pick a free "
-                                "port"
-                              : "start rank 0 first (it serves the store) and check MASTER_ADDR / MASTER_PORT");
+    throw Error(str("rank ", cfg.rank, " of ", cfg.world, ": cannot reach the rendezvous store at ", where,
+                    ": ", first_line(e.what())),
+                cfg.rank == 0
+                    ? "another program holds MASTER_PORT, or MASTER_ADDR is not this machine; pick a free "
+                      "port"
+                    : "start rank 0 first (it serves the store) and check MASTER_ADDR / MASTER_PORT");
   }
   try {
     if (cfg.backend == "gloo") {
@@ -142,8 +141,8 @@ Distributed::Distributed(const DistConfig& cfg) : cfg_(cfg), impl_(std::make_uni
     }
 #endif
   } catch (const std::exception& e) {
-    throw Error(str("rank ", cfg.rank, " of ", cfg.world, ": the ranks did not all meet at ", where, " within ",
-                    cfg.timeout_s, " s: ", first_line(e.what())),
+    throw Error(str("rank ", cfg.rank, " of ", cfg.world, ": the ranks did not all meet at ", where,
+                    " within ", cfg.timeout_s, " s: ", first_line(e.what())),
                 "start every rank (WORLD_SIZE of them) with the same MASTER_ADDR / MASTER_PORT, or raise "
                 "--dist-timeout");
   }
@@ -152,10 +151,11 @@ Distributed::Distributed(const DistConfig& cfg) : cfg_(cfg), impl_(std::make_uni
 Distributed::~Distributed() = default;
 
 void Distributed::fail(const char* what, const std::exception& e) const {
-  throw Error(str("rank ", cfg_.rank, " of ", cfg_.world, ": ", what, " failed: ", first_line(e.what())),
-              str("another rank died or stopped answering for --dist-timeout ", cfg_.timeout_s,
-                  " s (its own output says why); the last checkpoint in checkpoint-latest is intact: continue with "
-                  "--resume, with any number of ranks"));
+  throw Error(
+      str("rank ", cfg_.rank, " of ", cfg_.world, ": ", what, " failed: ", first_line(e.what())),
+      str("another rank died or stopped answering for --dist-timeout ", cfg_.timeout_s,
+          " s (its own output says why); the last checkpoint in checkpoint-latest is intact: continue with "
+          "--resume, with any number of ranks"));
 }
 
 void Distributed::all_reduce(torch::Tensor& t, bool max, const char* what) {
@@ -243,7 +243,8 @@ static void average_in_buckets(const std::vector<torch::Tensor>& tensors, std::v
       off += tensors[i].numel();
     }
     if (b == 0)
-      for (size_t k = 0; k < extra.size(); k++) extra[k] = flats[b][off + static_cast<int64_t>(k)].item<double>();
+      for (size_t k = 0; k < extra.size(); k++)
+        extra[k] = flats[b][off + static_cast<int64_t>(k)].item<double>();
   }
 }
 
@@ -330,7 +331,8 @@ void forward_signal(int sig) {
 }
 
 std::string describe_status(int status) {
-  if (WIFSIGNALED(status)) return str("was killed by signal ", WTERMSIG(status), " (", strsignal(WTERMSIG(status)), ")");
+  if (WIFSIGNALED(status))
+    return str("was killed by signal ", WTERMSIG(status), " (", strsignal(WTERMSIG(status)), ")");
   return str("exited with status ", WEXITSTATUS(status));
 }
 
@@ -363,8 +365,8 @@ int launch_local_ranks(int nproc, const std::vector<std::string>& argv, double t
   for (char** e = environ; *e; e++) {
     const std::string kv(*e);
     const std::string k = kv.substr(0, kv.find('='));
-    if (k == "RANK" || k == "WORLD_SIZE" || k == "LOCAL_RANK" || k == "LOCAL_WORLD_SIZE" || k == "MASTER_ADDR" ||
-        k == "MASTER_PORT" || k == "IMAGINE_DIST_STORE" || k == "IMAGINE_THREADS")
+    if (k == "RANK" || k == "WORLD_SIZE" || k == "LOCAL_RANK" || k == "LOCAL_WORLD_SIZE" ||
+        k == "MASTER_ADDR" || k == "MASTER_PORT" || k == "IMAGINE_DIST_STORE" || k == "IMAGINE_THREADS")
       continue;
     base_env.push_back(kv);
   }
@@ -390,7 +392,8 @@ int launch_local_ranks(int nproc, const std::vector<std::string>& argv, double t
 
   // The ranks run in a process group of their own, so a Ctrl-C at the terminal reaches
   // them once, through this process (which forwards it), not twice.
-  struct sigaction sa {}, old_int{}, old_term{};
+  struct sigaction sa {
+  }, old_int{}, old_term{};
   sa.sa_handler = forward_signal;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, &old_int);
@@ -406,7 +409,8 @@ int launch_local_ranks(int nproc, const std::vector<std::string>& argv, double t
     }
     if (pid < 0) {
       for (int q = 0; q < r; q++) kill(pids[q], SIGKILL);
-      throw Error(str("cannot start rank ", r, ": ", std::strerror(errno)), "the machine is out of processes");
+      throw Error(str("cannot start rank ", r, ": ", std::strerror(errno)),
+                  "the machine is out of processes");
     }
     setpgid(pid, pgid == 0 ? pid : pgid);  // also here, so the group exists before any signal
     pids[r] = pid;
@@ -434,11 +438,12 @@ int launch_local_ranks(int nproc, const std::vector<std::string>& argv, double t
         if (!stopped) {
           failed_rank = r;
           std::fprintf(stderr, "error: rank %d of %d %s\n", r, nproc, describe_status(status).c_str());
-          std::fprintf(stderr,
-                       "hint: the other ranks stop within --dist-timeout (%g s); the last checkpoint is intact: "
-                       "continue with --resume (any --nproc)\n",
-                       timeout_s);
-          deadline = std::chrono::steady_clock::now() + millis(timeout_s + 10);
+          std::fprintf(
+              stderr,
+              "hint: the other ranks stop within --dist-timeout (%g s); the last checkpoint is intact: "
+              "continue with --resume (any --nproc)\n",
+              timeout_s);
+          deadline = std::chrono::steady_clock::now() + millis(timeout_s + 5);
         }
       }
       continue;
@@ -447,7 +452,8 @@ int launch_local_ranks(int nproc, const std::vector<std::string>& argv, double t
     if (std::chrono::steady_clock::now() > deadline) {
       for (int r = 0; r < nproc; r++)
         if (!done[r]) {
-          std::fprintf(stderr, "error: rank %d did not stop within --dist-timeout after rank %d failed; killing it\n",
+          std::fprintf(stderr,
+                       "error: rank %d did not stop within --dist-timeout after rank %d failed; killing it\n",
                        r, failed_rank);
           kill(pids[r], SIGKILL);
         }
@@ -462,5 +468,13 @@ int launch_local_ranks(int nproc, const std::vector<std::string>& argv, double t
 }
 
 int auto_nproc() { return 1; }
+
+bool nccl_available() {
+#ifdef USE_C10D_NCCL
+  return true;
+#else
+  return false;
+#endif
+}
 
 }  // namespace imagine

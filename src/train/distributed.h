@@ -67,7 +67,7 @@ class Distributed {
   void barrier(const char* what);
 
   int64_t bytes_all_reduced() const { return bytes_reduced_; }  // gradient bytes sent into all-reduces
-  size_t bucket_bytes = 25u << 20;                                // as PyTorch's DDP
+  size_t bucket_bytes = 25u << 20;                              // as PyTorch's DDP
 
  private:
   struct Impl;  // the c10d objects (their headers stay out of everyone else's build)
@@ -86,6 +86,11 @@ class Distributed {
 // before they are killed. Returns the exit status for the command: 0, or the first failing
 // rank's, after printing an error line naming that rank.
 int launch_local_ranks(int nproc, const std::vector<std::string>& argv, double timeout_s);
+
+// Whether this build has c10d's NCCL backend (PyTorch's CUDA LibTorch; Debian's has not).
+bool nccl_available();
+inline constexpr const char* kNoNcclHint =
+    "use --dist-backend gloo here, or build imagine against PyTorch's CUDA LibTorch (docs/cuda.md)";
 
 // The number of local ranks `--nproc auto` means on this machine for this family.
 int auto_nproc();

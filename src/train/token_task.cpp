@@ -4,10 +4,19 @@
 namespace imagine {
 
 TokenStreamTask::TokenStreamTask(GPT& gpt, TokenDataset train, TokenDataset val, int64_t batch, uint64_t seed,
-                                 nlohmann::json config, std::function<std::map<std::string, double>(double)> extra,
+                                 nlohmann::json config,
+                                 std::function<std::map<std::string, double>(double)> extra,
                                  std::function<std::string()> sample, std::string unit)
-    : gpt_(gpt), train_(std::move(train)), val_(std::move(val)), batch_(batch), train_batch_(batch), seed_(seed),
-      config_(std::move(config)), extra_(std::move(extra)), sample_(std::move(sample)), unit_(std::move(unit)) {}
+    : gpt_(gpt),
+      train_(std::move(train)),
+      val_(std::move(val)),
+      batch_(batch),
+      train_batch_(batch),
+      seed_(seed),
+      config_(std::move(config)),
+      extra_(std::move(extra)),
+      sample_(std::move(sample)),
+      unit_(std::move(unit)) {}
 
 torch::Tensor TokenStreamTask::micro_batch_loss(Rng& rng, size_t) {
   auto [x, y] = train_.batch(rng, train_batch_, gpt_->config.block_size);

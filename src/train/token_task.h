@@ -15,8 +15,8 @@ class TokenStreamTask : public TrainTask {
  public:
   // extra_metrics(val_loss) adds family-specific numbers (bits per byte, ...); sample()
   // returns a line shown at each evaluation ("" = none). Either may be empty.
-  TokenStreamTask(GPT& gpt, TokenDataset train, TokenDataset val, int64_t batch, uint64_t seed, nlohmann::json config,
-                  std::function<std::map<std::string, double>(double)> extra_metrics,
+  TokenStreamTask(GPT& gpt, TokenDataset train, TokenDataset val, int64_t batch, uint64_t seed,
+                  nlohmann::json config, std::function<std::map<std::string, double>(double)> extra_metrics,
                   std::function<std::string()> sample, std::string unit = "tok");
 
   torch::nn::Module& model() override { return *gpt_; }

@@ -85,7 +85,8 @@ uint64_t rank_data_seed(uint64_t seed, int rank, int64_t step) {
   uint64_t s = seed ^ 0x5EEDDA7AULL;
   if (rank == 0 && step == 0) return s;
   // splitmix64 of (seed, rank, step): independent streams per rank.
-  uint64_t z = s + 0x9e3779b97f4a7c15ULL * static_cast<uint64_t>(rank + 1) + 0xbf58476d1ce4e5b9ULL * static_cast<uint64_t>(step);
+  uint64_t z = s + 0x9e3779b97f4a7c15ULL * static_cast<uint64_t>(rank + 1) +
+               0xbf58476d1ce4e5b9ULL * static_cast<uint64_t>(step);
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
   return z ^ (z >> 31);
@@ -167,7 +168,8 @@ void Trainer::resume() {
   auto it = ts.tensors.find(torch_key);
   if (rank == 0) {
     data_rng_.set_state(json_field(st, "data_rng", state_json).get<std::string>());
-    IMAGINE_CHECK(it != ts.tensors.end(), "the checkpoint is damaged", "trainer state lacks the torch RNG state");
+    IMAGINE_CHECK(it != ts.tensors.end(), "the checkpoint is damaged",
+                  "trainer state lacks the torch RNG state");
   } else if (rank < static_cast<int>(ranks.size())) {
     data_rng_.set_state(ranks[rank].get<std::string>());
   } else {
@@ -238,7 +240,8 @@ void Trainer::save_best(int64_t step, double val_loss) {
 
 static std::string tensor_bytes(const torch::Tensor& t) {
   auto c = t.contiguous().to(torch::kCPU);
-  return std::string(static_cast<const char*>(c.data_ptr()), static_cast<size_t>(c.numel() * c.element_size()));
+  return std::string(static_cast<const char*>(c.data_ptr()),
+                     static_cast<size_t>(c.numel() * c.element_size()));
 }
 
 void Trainer::save_latest(int64_t step, double elapsed) {
@@ -288,7 +291,8 @@ void Trainer::save_latest(int64_t step, double elapsed) {
       {"optimizer_steps", opt_steps},
       {"data_rng", data_rng_.state()},
       {"world_size", world()},
-      {"data_rng_ranks", data_rngs.empty() ? nlohmann::json::array({data_rng_.state()}) : nlohmann::json(data_rngs)},
+      {"data_rng_ranks",
+       data_rngs.empty() ? nlohmann::json::array({data_rng_.state()}) : nlohmann::json(data_rngs)},
       {"lr", lr_at(step, recipe_.lr, recipe_.min_lr, recipe_.warmup_steps, recipe_.decay_end())},
       {"best_val_loss", std::isfinite(best_val_) ? nlohmann::json(best_val_) : nlohmann::json(nullptr)},
       {"best_step", best_step_},
@@ -386,7 +390,8 @@ TrainOutcome Trainer::run() {
   auto schedule_step = [&](int64_t s) {
     if (budget <= 0) return s;
     const double used = dist_ ? dist_->max({time_used()}, "agreeing on the clock")[0] : time_used();
-    return static_cast<int64_t>(std::llround(static_cast<double>(recipe_.steps) * std::min(1.0, used / budget)));
+    return static_cast<int64_t>(
+        std::llround(static_cast<double>(recipe_.steps) * std::min(1.0, used / budget)));
   };
   // Every rank starts from rank 0's weights; batch-norm running statistics (the only state
   // that is not a parameter and differs between ranks' batches) are averaged after each step.
@@ -547,7 +552,8 @@ void add_distributed_options(OptionTable& t) {
          "data-parallel ranks on this machine (c10d; threads per rank = cores / N unless --threads); "
          "torchrun's RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT take precedence",
          "N")
-      .choice("dist-backend", "auto", {"auto", "gloo", "nccl"}, "c10d backend (auto: nccl on CUDA, gloo on CPU)")
+      .choice("dist-backend", "auto", {"auto", "gloo", "nccl"},
+              "c10d backend (auto: nccl on CUDA, gloo on CPU)")
       .real("dist-timeout", 60, 1, 86400, "seconds a rank waits for the others before failing with an error");
 }
 
@@ -573,6 +579,8 @@ int local_ranks_to_launch(const Options& given) {
   const int n = parse_nproc(given);
   if (n <= 1) return 1;
   check_out_dir(given);
+  IMAGINE_CHECK(dist_backend(given, resolve_device(given.s("device"))) != "nccl" || nccl_available(),
+                kNoNcclHint, "this build of imagine has no NCCL (Debian's LibTorch is CPU-only)");
   Options o = given;
   if (given.b("resume")) o = resume_options(given, read_model_config(given.s("out")), {});
   IMAGINE_CHECK(!o.table->find("batch-size") || o.i("batch-size") % n == 0,
@@ -583,9 +591,10 @@ int local_ranks_to_launch(const Options& given) {
 
 int64_t RunSetup::rank_batch(int64_t global_batch) const {
   const int w = world();
-  IMAGINE_CHECK(global_batch % w == 0,
-                str("pick a --batch-size that ", w, " ranks divide (each rank draws batch-size / world size)"),
-                "--batch-size ", global_batch, " is not a multiple of the ", w, " ranks");
+  IMAGINE_CHECK(
+      global_batch % w == 0,
+      str("pick a --batch-size that ", w, " ranks divide (each rank draws batch-size / world size)"),
+      "--batch-size ", global_batch, " is not a multiple of the ", w, " ranks");
   return global_batch / w;
 }
 

@@ -129,7 +129,7 @@ class Trainer {
   int64_t start_step_ = 0;
   double best_val_ = std::numeric_limits<double>::infinity();
   int64_t best_step_ = 0;
-  double prior_seconds_ = 0;  // training time before a resume
+  double prior_seconds_ = 0;           // training time before a resume
   std::shared_ptr<Distributed> dist_;  // null or world 1: a single process
 };
 
@@ -151,8 +151,8 @@ struct RunSetup {
   bool resume = false;
   int threads = 0;
   torch::Device device = torch::kCPU;
-  uint64_t seed = 0;            // the seed in effect (the recorded one on --resume)
-  nlohmann::json data_license;  // --data-license resolved (train/model_card.h), or the recorded one
+  uint64_t seed = 0;                  // the seed in effect (the recorded one on --resume)
+  nlohmann::json data_license;        // --data-license resolved (train/model_card.h), or the recorded one
   std::shared_ptr<Distributed> dist;  // set when this process is one rank of several
   int rank() const { return dist ? dist->rank() : 0; }
   int world() const { return dist ? dist->world() : 1; }
