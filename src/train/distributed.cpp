@@ -67,8 +67,10 @@ DistConfig DistConfig::from_environment(const std::string& backend, double timeo
   c.local_rank = env_int("LOCAL_RANK", c.rank, 0, 1 << 16);
   if (const char* a = std::getenv("MASTER_ADDR"); a && *a) c.master_addr = a;
   c.master_port = env_int("MASTER_PORT", 29500, 1, 65535);
+  // The --nproc launcher serves the store itself; so does torchrun's agent, which says so.
   const char* store = std::getenv("IMAGINE_DIST_STORE");
-  c.store_is_external = store && std::string(store) == "external";
+  const char* agent = std::getenv("TORCHELASTIC_USE_AGENT_STORE");
+  c.store_is_external = (store && std::string(store) == "external") || (agent && std::string(agent) == "True");
   return c;
 }
 

@@ -467,6 +467,7 @@ TrainOutcome Trainer::run() {
                           {task_.unit() + "_per_s", rate},
                           {"elapsed_s", prior_seconds_ + since(t_start)}};
       if (recipe_.grad_clip > 0) j["grad_norm"] = grad_norm;
+      if (dist_) j["allreduce_bytes_per_step"] = dist_->bytes_all_reduced() / std::max<int64_t>(1, step - start_step_);
       if (groups_.size() > 1)
         for (size_t g = 0; g < groups_.size(); g++) j["loss_" + groups_[g].name] = group_loss[g];
       append_metrics(j);
