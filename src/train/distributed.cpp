@@ -19,6 +19,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <thread>
 
 #include "core/error.h"
@@ -70,12 +71,15 @@ DistConfig DistConfig::from_environment(const std::string& backend, double timeo
   // The --nproc launcher serves the store itself; so does torchrun's agent, which says so.
   const char* store = std::getenv("IMAGINE_DIST_STORE");
   const char* agent = std::getenv("TORCHELASTIC_USE_AGENT_STORE");
-  c.store_is_external = (store && std::string(store) == "external") || (agent && std::string(agent) == "True");
+  c.store_is_external =
+      (store && std::string(store) == "external") || (agent && std::string(agent) == "True");
   return c;
 }
 
 struct Distributed::Impl {
   c10::intrusive_ptr<c10d::TCPStore> store;
+  std::deque<std::vector<at::Tensor>> started_args;  // alive until their work completes
+  std::vector<c10::intrusive_ptr<c10d::Work>> started;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
 #ifdef USE_C10D_NCCL
   c10::intrusive_ptr<c10d::ProcessGroupNCCL> nccl;
@@ -250,30 +254,125 @@ static void average_in_buckets(const std::vector<torch::Tensor>& tensors, std::v
   }
 }
 
-double Distributed::average_gradients(const std::vector<torch::Tensor>& params, double local_loss) {
-  std::vector<torch::Tensor> grads;
-  grads.reserve(params.size());
-  for (const auto& p : params) grads.push_back(p.grad());
-  std::vector<double> extra{local_loss};
-  average_in_buckets(grads, extra, bucket_bytes, cfg_.world, [&](std::vector<torch::Tensor>& flats) {
-    c10d::AllreduceOptions o;
-    o.reduceOp = c10d::ReduceOp::SUM;
-    o.timeout = millis(cfg_.timeout_s);
-    try {
-      std::vector<std::vector<at::Tensor>> args;
-      std::vector<c10::intrusive_ptr<c10d::Work>> works;
-      args.reserve(flats.size());
-      for (auto& f : flats) {
-        bytes_reduced_ += f.numel() * static_cast<int64_t>(f.element_size());
-        args.push_back({f});
-        works.push_back(impl_->allreduce(args.back(), o));
-      }
-      for (auto& w : works) w->wait(millis(cfg_.timeout_s));
-    } catch (const std::exception& e) {
-      fail("the gradient all-reduce", e);
+void Distributed::start_sum(const torch::Tensor& flat, const char* what) {
+  c10d::AllreduceOptions o;
+  o.reduceOp = c10d::ReduceOp::SUM;
+  o.timeout = millis(cfg_.timeout_s);
+  bytes_reduced_ += flat.numel() * static_cast<int64_t>(flat.element_size());
+  try {
+    impl_->started_args.push_back({flat});
+    impl_->started.push_back(impl_->allreduce(impl_->started_args.back(), o));
+  } catch (const std::exception& e) {
+    fail(what, e);
+  }
+}
+
+void Distributed::wait_started(const char* what) {
+  try {
+    for (auto& w : impl_->started) w->wait(millis(cfg_.timeout_s));
+  } catch (const std::exception& e) {
+    impl_->started.clear();
+    impl_->started_args.clear();
+    fail(what, e);
+  }
+  impl_->started.clear();
+  impl_->started_args.clear();
+}
+
+GradientSync::GradientSync(Distributed& dist, std::vector<torch::Tensor> params, size_t bucket_bytes)
+    : dist_(dist), params_(std::move(params)) {
+  const size_t n = params_.size();
+  bucket_of_.assign(n, 0);
+  slot_of_.assign(n, 0);
+  seen_.assign(n, false);
+  // Reverse order: the last layers' gradients are ready first.
+  size_t bytes = bucket_bytes;
+  for (size_t k = n; k-- > 0;) {
+    const auto& p = params_[k];
+    if (bytes >= bucket_bytes) {
+      buckets_.emplace_back();
+      bytes = 0;
     }
-  });
-  return extra[0];
+    Bucket& b = buckets_.back();
+    bucket_of_[k] = buckets_.size() - 1;
+    slot_of_[k] = b.members.size();
+    b.offsets.push_back(b.members.empty() ? 0 : b.offsets.back() + params_[b.members.back()].numel());
+    b.members.push_back(k);
+    bytes += static_cast<size_t>(p.numel()) * 4;
+  }
+  for (auto& b : buckets_) {
+    const int64_t total = b.offsets.back() + params_[b.members.back()].numel();
+    b.flat = torch::zeros(
+        {total}, torch::TensorOptions().dtype(torch::kFloat32).device(params_[b.members[0]].device()));
+  }
+  for (size_t k = 0; k < n; k++)
+    hooks_.push_back(params_[k].register_hook([this, k](const torch::Tensor& g) { on_grad(k, g); }));
+}
+
+GradientSync::~GradientSync() {
+  for (size_t k = 0; k < hooks_.size(); k++) params_[k].remove_hook(hooks_[k]);
+}
+
+void GradientSync::arm() {
+  armed_ = true;
+  next_launch_ = 0;
+  std::fill(seen_.begin(), seen_.end(), false);
+  for (auto& b : buckets_) b.pending = b.members.size();
+}
+
+void GradientSync::on_grad(size_t k, const torch::Tensor& grad) {
+  if (!armed_ || seen_[k]) return;
+  seen_[k] = true;
+  torch::NoGradGuard no_grad;
+  Bucket& b = buckets_[bucket_of_[k]];
+  auto seg = b.flat.narrow(0, b.offsets[slot_of_[k]], params_[k].numel());
+  // The hook sees this pass's gradient before it is added to .grad (earlier micro-batches).
+  const auto& acc = params_[k].grad();
+  if (acc.defined())
+    torch::add_out(seg, acc.reshape({-1}), grad.reshape({-1}));
+  else
+    seg.copy_(grad.reshape({-1}));
+  b.pending--;
+  launch_ready();
+}
+
+void GradientSync::launch_ready() {
+  while (next_launch_ < buckets_.size() && buckets_[next_launch_].pending == 0)
+    dist_.start_sum(buckets_[next_launch_++].flat, "the gradient all-reduce");
+}
+
+double GradientSync::finish(double local_loss) {
+  torch::NoGradGuard no_grad;
+  // Parameters this pass did not reach: what they accumulated before, or zeros.
+  for (auto& b : buckets_) {
+    for (size_t s = 0; s < b.members.size(); s++) {
+      const size_t k = b.members[s];
+      if (armed_ && seen_[k]) continue;
+      auto seg = b.flat.narrow(0, b.offsets[s], params_[k].numel());
+      const auto& acc = params_[k].grad();
+      if (acc.defined())
+        seg.copy_(acc.reshape({-1}));
+      else
+        seg.zero_();
+      if (b.pending > 0) b.pending--;
+    }
+    b.pending = 0;
+  }
+  launch_ready();
+  armed_ = false;
+  auto loss = torch::tensor({local_loss}, torch::TensorOptions().dtype(torch::kFloat64));
+  dist_.start_sum(loss, "the gradient all-reduce");
+  dist_.wait_started("the gradient all-reduce");
+  const double w = dist_.world();
+  for (auto& b : buckets_) {
+    b.flat.div_(w);
+    for (size_t s = 0; s < b.members.size(); s++) {
+      auto& p = params_[b.members[s]];
+      if (!p.grad().defined()) continue;  // no gradient on any micro-batch: stays without one
+      p.mutable_grad().copy_(b.flat.narrow(0, b.offsets[s], p.numel()).view_as(p));
+    }
+  }
+  return loss.item<double>() / w;
 }
 
 void Distributed::average(const std::vector<torch::Tensor>& tensors, const char* what) {

@@ -53,10 +53,6 @@ class Distributed {
 
   // Copies rank 0's tensors into every rank's (in place).
   void broadcast(const std::vector<torch::Tensor>& tensors, const char* what);
-  // Averages the gradients of `params` across ranks, in buckets of at most bucket_bytes;
-  // parameters without a gradient contribute zeros and stay without one. `local_loss` rides
-  // along in the first bucket; the mean over ranks is returned.
-  double average_gradients(const std::vector<torch::Tensor>& params, double local_loss);
   // Averages floating-point tensors in place (batch-norm running statistics).
   void average(const std::vector<torch::Tensor>& tensors, const char* what);
   // Element-wise maximum over ranks: flags (any rank interrupted / out of time) and clocks.
@@ -70,6 +66,11 @@ class Distributed {
   size_t bucket_bytes = 25u << 20;                              // as PyTorch's DDP
 
  private:
+  friend class GradientSync;
+  // Starts a sum all-reduce of `flat` in place (asynchronous); wait_started() completes all.
+  void start_sum(const torch::Tensor& flat, const char* what);
+  void wait_started(const char* what);
+
   struct Impl;  // the c10d objects (their headers stay out of everyone else's build)
   [[noreturn]] void fail(const char* what, const std::exception& e) const;
   void all_reduce(torch::Tensor& t, bool max, const char* what);
@@ -78,6 +79,45 @@ class Distributed {
   std::unique_ptr<Impl> impl_;
   int64_t bytes_reduced_ = 0;
   int64_t gathers_ = 0;
+};
+
+// Averages one optimizer group's gradients across ranks while the backward pass runs, as
+// PyTorch's DDP does: a hook on each parameter copies its finished gradient into its bucket
+// (parameters in reverse order, as backward produces them), and a full bucket's all-reduce
+// starts at once, in bucket order on every rank. finish() waits for the rest, averages and
+// writes the gradients back, so clipping and the optimizer see the global gradient.
+class GradientSync {
+ public:
+  GradientSync(Distributed& dist, std::vector<torch::Tensor> params, size_t bucket_bytes);
+  ~GradientSync();
+  GradientSync(const GradientSync&) = delete;
+  GradientSync& operator=(const GradientSync&) = delete;
+
+  // The next backward pass is the step's last (with gradient accumulation, the earlier ones
+  // only accumulate locally): its gradients are synchronised as they appear.
+  void arm();
+  // Completes the all-reduce; `local_loss` rides along, the mean over ranks is returned.
+  double finish(double local_loss);
+  size_t buckets() const { return buckets_.size(); }
+
+ private:
+  struct Bucket {
+    std::vector<size_t> members;  // indices into params_
+    std::vector<int64_t> offsets;
+    torch::Tensor flat;
+    size_t pending = 0;
+  };
+  void on_grad(size_t param, const torch::Tensor& grad);
+  void launch_ready();
+
+  Distributed& dist_;
+  std::vector<torch::Tensor> params_;
+  std::vector<unsigned> hooks_;
+  std::vector<Bucket> buckets_;
+  std::vector<size_t> bucket_of_, slot_of_;
+  std::vector<bool> seen_;
+  size_t next_launch_ = 0;
+  bool armed_ = false;
 };
 
 // `--nproc N` on one machine: serves the store, runs `argv` N times with the torchrun

@@ -408,6 +408,13 @@ TrainOutcome Trainer::run() {
     }
     dist_->broadcast(state, "sharing rank 0's weights");
   }
+  std::vector<std::unique_ptr<GradientSync>> syncs;  // one per optimizer group
+  if (dist_)
+    for (auto& g : groups_) {
+      std::vector<torch::Tensor> ps;
+      for (auto& [name, p] : g.params) ps.push_back(p);
+      syncs.push_back(std::make_unique<GradientSync>(*dist_, ps, dist_->bucket_bytes));
+    }
 
   model.train();
   const bool spent = out_of_time() && step < recipe_.steps;
@@ -428,15 +435,12 @@ TrainOutcome Trainer::run() {
             compat::AutocastBf16 autocast(device, bf16);
             loss = task_.micro_batch_loss(data_rng_, g);
           }
+          if (dist_ && micro == recipe_.grad_accum - 1) syncs[g]->arm();  // all-reduce during backward
           (loss / static_cast<double>(recipe_.grad_accum)).backward();
           loss_sum += loss.item<double>();
         }
         group_loss[g] = loss_sum / recipe_.grad_accum;
-        if (dist_) {
-          std::vector<torch::Tensor> ps;
-          for (auto& [name, p] : groups_[g].params) ps.push_back(p);
-          group_loss[g] = dist_->average_gradients(ps, group_loss[g]);  // the global batch's loss
-        }
+        if (dist_) group_loss[g] = syncs[g]->finish(group_loss[g]);  // the global batch's loss
         if (!std::isfinite(group_loss[g]))
           throw Error(str("training diverged: ", groups_[g].name.empty() ? "" : groups_[g].name + " ",
                           "loss is ", group_loss[g], " at step ", step + 1),
@@ -467,7 +471,8 @@ TrainOutcome Trainer::run() {
                           {task_.unit() + "_per_s", rate},
                           {"elapsed_s", prior_seconds_ + since(t_start)}};
       if (recipe_.grad_clip > 0) j["grad_norm"] = grad_norm;
-      if (dist_) j["allreduce_bytes_per_step"] = dist_->bytes_all_reduced() / std::max<int64_t>(1, step - start_step_);
+      if (dist_)
+        j["allreduce_bytes_per_step"] = dist_->bytes_all_reduced() / std::max<int64_t>(1, step - start_step_);
       if (groups_.size() > 1)
         for (size_t g = 0; g < groups_.size(); g++) j["loss_" + groups_[g].name] = group_loss[g];
       append_metrics(j);
