@@ -1,7 +1,8 @@
 // Batched decoding of one text model without the server around it (docs/benchmarks.md):
 // B sequences decoded together in a BatchDecoder, for B = 1, 2, 4, 8, with and without the
 // token watermark's logit hook; and the parts of a step: the batched forward per B, one
-// row's sampling and watermark bias, one window slide. Prints one JSON object.
+// row's sampling and watermark bias, one window slide; and one sequence with the KV cache
+// against recomputing the window every token. Prints one JSON object.
 //   decode_bench MODEL_DIR [TOKENS] [THREADS]
 #include <chrono>
 #include <cstdio>
@@ -31,20 +32,22 @@ int main(int argc, char** argv) {
   {
     // The batched forward alone: B rows at position 32, rewound after each step.
     torch::NoGradGuard no_grad;
-    nlohmann::json rows;
-    for (int64_t B : {1, 2, 4, 8}) {
-      imagine::BatchCache cache = model.gpt->new_batch_cache(B);
-      std::vector<int64_t> toks(static_cast<size_t>(B), 1), ids;
-      for (int64_t b = 0; b < B; b++) ids.push_back(b);
-      const int n = 400;
-      const auto t0 = Clock::now();
-      for (int i = 0; i < n; i++) {
-        std::fill(cache.length.begin(), cache.length.end(), 32);
-        model.gpt->forward_step(toks, ids, cache);
+    for (auto dtype : {torch::kFloat, torch::kBFloat16}) {
+      nlohmann::json rows;
+      for (int64_t B : {1, 2, 4, 8}) {
+        imagine::BatchCache cache = model.gpt->new_batch_cache(B, dtype);
+        std::vector<int64_t> toks(static_cast<size_t>(B), 1), ids;
+        for (int64_t b = 0; b < B; b++) ids.push_back(b);
+        const int n = 400;
+        const auto t0 = Clock::now();
+        for (int i = 0; i < n; i++) {
+          std::fill(cache.length.begin(), cache.length.end(), 32);
+          model.gpt->forward_step(toks, ids, cache);
+        }
+        rows[std::to_string(B)] = std::chrono::duration<double, std::micro>(Clock::now() - t0).count() / n;
       }
-      rows[std::to_string(B)] = std::chrono::duration<double, std::micro>(Clock::now() - t0).count() / n;
+      out[dtype == torch::kFloat ? "forward_step_us" : "forward_step_us_bf16_weights"] = rows;
     }
-    out["forward_step_us"] = rows;
   }
   {
     // One row's per-token work beside the forward: sampling and the watermark's bias.
@@ -87,13 +90,15 @@ int main(int argc, char** argv) {
     for (int i = 0; i < 200; i++) model.gpt->prefill_row(window, 0, slide);
     out["slide_encode_us"] = std::chrono::duration<double, std::micro>(Clock::now() - t0).count() / 200;
   }
-  for (bool marked : {false, true}) {
+  for (int variant : {0, 1, 2}) {  // plain, watermarked, bf16 weights
+    const bool marked = variant == 1;
     nlohmann::json rows;
     for (int64_t B : {1, 2, 4, 8}) {
       imagine::TokenSampling opt;
       opt.max_tokens = tokens;
       std::vector<std::unique_ptr<imagine::DecodeSlot>> slots;
-      imagine::BatchDecoder decoder(model.gpt, torch::kCPU, B);
+      imagine::BatchDecoder decoder(model.gpt, torch::kCPU, B,
+                                    variant == 2 ? torch::kBFloat16 : torch::kFloat);
       const auto t0 = Clock::now();
       for (int64_t b = 0; b < B; b++) {
         if (marked) {  // as the server does: a hook with its own cache per request
@@ -109,7 +114,26 @@ int main(int argc, char** argv) {
       const double s = std::chrono::duration<double>(Clock::now() - t0).count();
       rows[std::to_string(B)] = B * tokens / s;
     }
-    out[marked ? "tokens_per_s_watermarked" : "tokens_per_s"] = rows;
+    out[variant == 0   ? "tokens_per_s"
+        : variant == 1 ? "tokens_per_s_watermarked"
+                       : "tokens_per_s_bf16_weights"] = rows;
+  }
+  {
+    // The KV cache against full recomputation of the window (--no-kv-cache), one sequence of
+    // `tokens` new tokens after the prompt: the same tokens either way (tested).
+    nlohmann::json rows;
+    for (bool cached : {true, false}) {
+      imagine::TokenSampling opt;
+      opt.max_tokens = tokens;
+      opt.kv_cache = cached;
+      imagine::Rng rng(7);
+      const auto t0 = Clock::now();
+      imagine::sample_continuation(model.gpt, torch::kCPU, prompt, opt, rng, nullptr);
+      rows[cached ? "cached" : "recomputed"] =
+          tokens / std::chrono::duration<double>(Clock::now() - t0).count();
+    }
+    rows["ratio"] = rows["cached"].get<double>() / rows["recomputed"].get<double>();
+    out["kv_cache_vs_recompute_tokens_per_s"] = rows;
   }
   std::printf("%s\n", out.dump(2).c_str());
 }

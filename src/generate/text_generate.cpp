@@ -97,7 +97,7 @@ std::vector<TextResult> generate_texts(TextModel& model, const TextRequest& req,
   std::vector<TextRequest> reqs(static_cast<size_t>(count), req);
   std::vector<std::unique_ptr<TextStream>> streams;
   std::vector<std::unique_ptr<DecodeSlot>> slots;
-  BatchDecoder decoder(model.gpt, model.device, count);
+  BatchDecoder decoder(model.gpt, model.device, count, req.bf16_weights ? torch::kBFloat16 : torch::kFloat);
   for (int64_t i = 0; i < count; i++) {
     reqs[static_cast<size_t>(i)].seed = req.seed + static_cast<uint64_t>(i);
     std::function<void(const std::string&)> piece;

@@ -20,6 +20,9 @@ struct TextRequest {
   SamplingParams sampling;
   uint64_t seed = 0;
   bool kv_cache = true;  // false: recompute the whole window for every token
+  // The cached decoding step multiplies by bfloat16 copies of the weights (faster where the
+  // CPU has bf16 matmuls and the model is wide; the text differs from float32's).
+  bool bf16_weights = false;
   LogitHook logit_hook;  // e.g. the watermark's bias (see TokenSampling)
 };
 

@@ -30,8 +30,8 @@ torch::Tensor window_logits(GPT& gpt, const std::vector<int64_t>& tokens, size_t
 DecodeSlot::DecodeSlot(std::vector<int64_t> context, TokenSampling o, Rng r, std::function<bool(int64_t)> on)
     : ctx(std::move(context)), opt(std::move(o)), rng(r), on_token(std::move(on)) {}
 
-BatchDecoder::BatchDecoder(GPT& gpt, torch::Device device, int64_t rows)
-    : gpt_(gpt), device_(device), cache_(gpt->new_batch_cache(rows)) {}
+BatchDecoder::BatchDecoder(GPT& gpt, torch::Device device, int64_t rows, torch::ScalarType weights)
+    : gpt_(gpt), device_(device), cache_(gpt->new_batch_cache(rows, weights)) {}
 
 void BatchDecoder::encode(DecodeSlot& s, const std::vector<int64_t>& window) {
   s.logits = to_vector(gpt_->prefill_row(window, s.row, cache_));

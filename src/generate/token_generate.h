@@ -52,7 +52,7 @@ struct DecodeSlot {
 // attends over its own row only).
 class BatchDecoder {
  public:
-  BatchDecoder(GPT& gpt, torch::Device device, int64_t rows);
+  BatchDecoder(GPT& gpt, torch::Device device, int64_t rows, torch::ScalarType weights = torch::kFloat);
   BatchDecoder(const BatchDecoder&) = delete;
   BatchDecoder& operator=(const BatchDecoder&) = delete;
 

@@ -97,7 +97,7 @@ void BatchCache::move(int64_t from, int64_t to) {
   length[from] = 0;
 }
 
-BatchCache GPTImpl::new_batch_cache(int64_t rows) const {
+BatchCache GPTImpl::new_batch_cache(int64_t rows, torch::ScalarType weights) const {
   IMAGINE_CHECK(rows > 0 && rows <= 4096, "use between 1 and 4096 rows", "a batch cache of ", rows, " rows");
   const int64_t hd = config.n_embd / config.n_head;
   const auto opts = wte->weight.options().requires_grad(false);
@@ -107,8 +107,11 @@ BatchCache GPTImpl::new_batch_cache(int64_t rows) const {
                         torch::zeros({rows, config.n_head, config.block_size, hd}, opts)});
   c.length.assign(static_cast<size_t>(rows), 0);
   torch::NoGradGuard no_grad;
-  for (const auto& b : blocks) c.weights.push_back(b->step_weights());
-  c.head = wte->weight.detach().t().contiguous();
+  IMAGINE_CHECK(weights == torch::kFloat || weights == torch::kBFloat16, "use fp32 or bf16 decoding weights",
+                "unsupported decoding weight type");
+  for (const auto& b : blocks)
+    c.weights.push_back(weights == torch::kFloat ? b->step_weights() : b->step_weights().to(weights));
+  c.head = wte->weight.detach().t().to(weights).contiguous();
   return c;
 }
 
@@ -148,7 +151,7 @@ torch::Tensor GPTImpl::forward_step(const std::vector<int64_t>& tokens, const st
   for (size_t i = 0; i < blocks.size(); i++)
     x = blocks[i]->forward_step(x, cache.layers[i], step, cache.weights[i]);
   for (int64_t r : rows) cache.length[static_cast<size_t>(r)]++;
-  return torch::mm(ln_f(x), cache.head);  // (B, vocab)
+  return nn::step_mm(ln_f(x), cache.head);  // (B, vocab)
 }
 
 torch::Tensor GPTImpl::prefill_row(const std::vector<int64_t>& tokens, int64_t row, BatchCache& cache) {
@@ -165,7 +168,7 @@ torch::Tensor GPTImpl::prefill_row(const std::vector<int64_t>& tokens, int64_t r
     x = blocks[i]->forward_prefill(x, cache.layers[i], row, cache.weights[i], last);
   }
   cache.length[static_cast<size_t>(row)] = T;
-  return torch::mm(ln_f(x), cache.head)[0];  // (vocab)
+  return nn::step_mm(ln_f(x), cache.head)[0];  // (vocab)
 }
 
 torch::Tensor GPTImpl::loss(const torch::Tensor& idx, const torch::Tensor& targets) {

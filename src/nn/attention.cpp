@@ -87,7 +87,13 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x0, LayerCache* cache) {
 
 // x (B, in) @ w (in, out) [+ bias]: one GEMM.
 static torch::Tensor linear_t(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& bias) {
+  if (x.scalar_type() != w.scalar_type()) return bias.defined() ? step_mm(x, w) + bias : step_mm(x, w);
   return bias.defined() ? torch::addmm(bias, x, w) : torch::mm(x, w);
+}
+
+StepWeights StepWeights::to(torch::ScalarType dtype) const {
+  auto c = [&](const torch::Tensor& t) { return t.to(dtype).contiguous(); };
+  return {c(attn), attn_bias, c(attn_proj), attn_proj_bias, c(fc), fc_bias, c(proj), proj_bias};
 }
 
 // The rest of a block after attention, with step weights: x0 + proj(att), then the MLP.

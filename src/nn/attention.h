@@ -26,7 +26,16 @@ struct RowsCache {
 // the model has none. Copies: made for a decoder, they do not follow later training.
 struct StepWeights {
   torch::Tensor attn, attn_bias, attn_proj, attn_proj_bias, fc, fc_bias, proj, proj_bias;
+  // The matrices in `dtype` (bfloat16 inference weights; biases stay float32).
+  StepWeights to(torch::ScalarType dtype) const;
 };
+
+// x (B, in) @ w (in, out): in w's precision when it differs from x's (bf16 weights: the
+// activations are rounded to bf16, the product accumulates in float32 and comes back as x's).
+inline torch::Tensor step_mm(const torch::Tensor& x, const torch::Tensor& w) {
+  if (x.scalar_type() == w.scalar_type()) return torch::mm(x, w);
+  return torch::mm(x.to(w.scalar_type()), w).to(x.scalar_type());
+}
 
 // Where one decoding step of B sequences reads and writes a RowsCache: sequence b lives in
 // row rows[b], its new token goes at position pos[b], and it attends over positions

@@ -65,6 +65,7 @@ GenerationRecord text_record(const ModelRecord& model, const TextRequest& req, u
                   {"stop", req.stop},
                   {"tokenizer", tokenizer_kind},
                   {"kv_cache", req.kv_cache}};
+  if (req.bf16_weights) rec.settings["decode_precision"] = "bf16";
   rec.prompt = req.prompt;
   return rec;
 }

@@ -252,15 +252,34 @@ TEST_F(Cli, CtrlCEndsTheSampleAndKeepsTheFile) {
   EXPECT_EQ(r.out.rfind(file.substr(0, 1000), 0), 0u) << "the file holds what was printed";
 }
 
+// --decode-precision bf16: the cached step multiplies by bf16 weights; the text is still
+// watermarked text from the model and the manifest says how it was decoded.
+TEST_F(Cli, Bf16DecodingWeightsAreRecordedInTheManifest) {
+  const std::string out = g_tmp + "/bf16.txt";
+  auto r = run_imagine(
+      gen(model_, {"--max-tokens", "60", "--seed", "3", "--out", out, "--decode-precision", "bf16"}));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_GE(slurp(out).size(), 20u);
+  const auto manifest = slurp(out + ".provenance.json");
+  EXPECT_TRUE(has(manifest, "\"decode_precision\": \"bf16\"") ||
+              has(manifest, "\"decode_precision\":\"bf16\""))
+      << manifest;
+  auto plain = run_imagine(gen(model_, {"--max-tokens", "60", "--seed", "3", "--out", g_tmp + "/f32.txt"}));
+  ASSERT_EQ(plain.code, 0) << plain.err;
+  EXPECT_FALSE(has(slurp(g_tmp + "/f32.txt.provenance.json"), "decode_precision"));
+  expect_clean_failure(gen(model_, {"--decode-precision", "int4"}), 2);
+}
+
 // --time-limit: the run stops at the budget (with --steps far out of reach) after a final
 // evaluation and checkpoint, the learning-rate schedule having run its course over the time
 // (warm-up, then cosine decay down to --min-lr); the recipe records the budget and the steps
 // done. A malformed duration is refused before training.
 TEST_F(Cli, TimeLimitLaysTheScheduleOverTheBudgetAndStopsInTime) {
   const std::string dir = g_tmp + "/timed";
-  const std::vector<std::string> args = {"train", "text", "--data", corpus_, "--out", dir, "--preset", "tiny",
-                                         "--steps", "10000000", "--time-limit", "4s", "--log-every", "5",
-                                         "--eval-every", "0", "--quiet", "--no-samples", "--threads", "1"};
+  const std::vector<std::string> args = {
+      "train",   "text",         "--data",       corpus_, "--out",       dir, "--preset",     "tiny",
+      "--steps", "10000000",     "--time-limit", "4s",    "--log-every", "5", "--eval-every", "0",
+      "--quiet", "--no-samples", "--threads",    "1"};
   const auto t0 = std::chrono::steady_clock::now();
   auto r = run_imagine(args);
   const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

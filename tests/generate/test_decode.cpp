@@ -153,6 +153,47 @@ TEST(Decode, OnTokenFalseStopsOnlyItsSlot) {
   EXPECT_EQ(decoder.live(), 0u) << "a slot with nothing to do takes no row";
 }
 
+// bf16 decoding weights: the step's logits stay within bf16 rounding of float32's (the
+// matrices and activations are rounded to 8 significant bits, products accumulate in
+// float32), greedy decoding mostly picks the same tokens, and the caches hold float32.
+TEST(Decode, Bf16WeightsStayCloseToFloat32) {
+  torch::set_num_threads(1);
+  torch::NoGradGuard no_grad;
+  auto gpt = tiny_gpt();
+  auto f32 = gpt->new_batch_cache(2);
+  auto b16 = gpt->new_batch_cache(2, torch::kBFloat16);
+  EXPECT_EQ(b16.weights[0].attn.scalar_type(), torch::kBFloat16);
+  EXPECT_EQ(b16.head.scalar_type(), torch::kBFloat16);
+  EXPECT_EQ(b16.layers[0].k.scalar_type(), torch::kFloat);
+  const std::vector<int64_t> prompt = {1, 5, 9, 2, 7};
+  auto a = gpt->prefill_row(prompt, 0, f32), b = gpt->prefill_row(prompt, 0, b16);
+  const double scale = a.abs().max().item<double>();
+  EXPECT_LT((a - b).abs().max().item<double>(), 0.05 * scale);
+  EXPECT_GT((a - b).abs().max().item<double>(), 0.0) << "bf16 weights were not used";
+  for (int i = 0; i < 5; i++) {
+    a = gpt->forward_step({3, 4}, {0, 1}, f32);
+    b = gpt->forward_step({3, 4}, {0, 1}, b16);
+    EXPECT_EQ(a.scalar_type(), torch::kFloat);
+    EXPECT_EQ(b.scalar_type(), torch::kFloat);
+    EXPECT_LT((a - b).abs().max().item<double>(), 0.05 * a.abs().max().item<double>()) << "step " << i;
+  }
+  // Greedy continuations of 40 tokens: mostly the same (identical until a near tie flips).
+  imagine::TokenSampling opt;
+  opt.max_tokens = 40;
+  opt.sampling.temperature = 0;
+  imagine::Rng r1(1), r2(1);
+  const auto want = imagine::sample_continuation(gpt, torch::kCPU, prompt, opt, r1, nullptr);
+  std::vector<std::unique_ptr<imagine::DecodeSlot>> slots;
+  imagine::BatchDecoder decoder(gpt, torch::kCPU, 1, torch::kBFloat16);
+  slots.push_back(std::make_unique<imagine::DecodeSlot>(prompt, opt, r2, nullptr));
+  decoder.add(*slots.back());
+  while (decoder.live() > 0) decoder.round();
+  ASSERT_EQ(slots[0]->out.size(), want.size());
+  size_t same_prefix = 0;
+  while (same_prefix < want.size() && slots[0]->out[same_prefix] == want[same_prefix]) same_prefix++;
+  EXPECT_GE(same_prefix, 10u);
+}
+
 TEST(Utf8, UnfinishedTailHoldsOnlyIncompleteCharacters) {
   using imagine::utf8_unfinished_tail;
   EXPECT_EQ(utf8_unfinished_tail(""), 0u);
