@@ -111,7 +111,8 @@ BatchCache GPTImpl::new_batch_cache(int64_t rows, torch::ScalarType weights) con
                 "unsupported decoding weight type");
   for (const auto& b : blocks)
     c.weights.push_back(weights == torch::kFloat ? b->step_weights() : b->step_weights().to(weights));
-  c.head = wte->weight.detach().t().to(weights).contiguous();
+  c.head = nn::StepLinear::of(wte->weight, torch::Tensor());
+  if (weights != torch::kFloat) c.head = c.head.to(weights);
   return c;
 }
 
@@ -151,7 +152,7 @@ torch::Tensor GPTImpl::forward_step(const std::vector<int64_t>& tokens, const st
   for (size_t i = 0; i < blocks.size(); i++)
     x = blocks[i]->forward_step(x, cache.layers[i], step, cache.weights[i]);
   for (int64_t r : rows) cache.length[static_cast<size_t>(r)]++;
-  return nn::step_mm(ln_f(x), cache.head);  // (B, vocab)
+  return cache.head(ln_f(x));  // (B, vocab)
 }
 
 torch::Tensor GPTImpl::prefill_row(const std::vector<int64_t>& tokens, int64_t row, BatchCache& cache) {
@@ -168,7 +169,7 @@ torch::Tensor GPTImpl::prefill_row(const std::vector<int64_t>& tokens, int64_t r
     x = blocks[i]->forward_prefill(x, cache.layers[i], row, cache.weights[i], last);
   }
   cache.length[static_cast<size_t>(row)] = T;
-  return nn::step_mm(ln_f(x), cache.head)[0];  // (vocab)
+  return cache.head(ln_f(x))[0];  // (vocab)
 }
 
 torch::Tensor GPTImpl::loss(const torch::Tensor& idx, const torch::Tensor& targets) {

@@ -39,7 +39,7 @@ using KVCache = std::vector<nn::LayerCache>;
 struct BatchCache {
   std::vector<nn::RowsCache> layers;
   std::vector<nn::StepWeights> weights;  // per block
-  torch::Tensor head;                    // (C, vocab): the tied output head, transposed
+  nn::StepLinear head;                   // the tied output head (vocab, C) and its transpose
   std::vector<int64_t> length;
   int64_t rows() const { return static_cast<int64_t>(length.size()); }
   // Row `to` takes over row `from` (which keeps its stale values: it is free now).

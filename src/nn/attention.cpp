@@ -85,32 +85,46 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x0, LayerCache* cache) {
   return x + mlp(ln_2(x));
 }
 
-// x (B, in) @ w (in, out) [+ bias]: one GEMM.
-static torch::Tensor linear_t(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& bias) {
-  if (x.scalar_type() != w.scalar_type()) return bias.defined() ? step_mm(x, w) + bias : step_mm(x, w);
-  return bias.defined() ? torch::addmm(bias, x, w) : torch::mm(x, w);
+StepLinear StepLinear::of(const torch::Tensor& weight, const torch::Tensor& bias) {
+  torch::NoGradGuard no_grad;
+  return {weight.detach().t().contiguous(), weight.detach(),
+          bias.defined() ? bias.detach() : torch::Tensor()};
 }
 
-StepWeights StepWeights::to(torch::ScalarType dtype) const {
-  auto c = [&](const torch::Tensor& t) { return t.to(dtype).contiguous(); };
-  return {c(attn), attn_bias, c(attn_proj), attn_proj_bias, c(fc), fc_bias, c(proj), proj_bias};
+StepLinear StepLinear::to(torch::ScalarType dtype) const {
+  return {t.to(dtype).contiguous(), w.to(dtype).contiguous(), bias};
+}
+
+torch::Tensor StepLinear::operator()(const torch::Tensor& x) const {
+  const bool same = x.scalar_type() == t.scalar_type();
+  const torch::Tensor xin = same ? x : x.to(t.scalar_type());
+  torch::Tensor y;
+  if (xin.size(0) == 1) {
+    y = torch::mv(w, xin[0]).unsqueeze(0);
+  } else if (same && bias.defined()) {
+    return torch::addmm(bias, xin, t);
+  } else {
+    y = torch::mm(xin, t);
+  }
+  if (!same) y = y.to(x.scalar_type());
+  return bias.defined() ? y + bias : y;
 }
 
 // The rest of a block after attention, with step weights: x0 + proj(att), then the MLP.
 torch::Tensor BlockImpl::step_tail(const torch::Tensor& x0, const torch::Tensor& att, const StepWeights& w) {
-  auto x = x0 + linear_t(att, w.attn_proj, w.attn_proj_bias);
-  return x + linear_t(torch::gelu(linear_t(ln_2(x), w.fc, w.fc_bias)), w.proj, w.proj_bias);
+  auto x = x0 + w.attn_proj(att);
+  return x + w.proj(torch::gelu(w.fc(ln_2(x))));
 }
 
 torch::Tensor BlockImpl::forward_step(const torch::Tensor& x0, RowsCache& cache, const RowsStep& step,
                                       const StepWeights& w) {
-  return step_tail(x0, attn->step_attention(linear_t(ln_1(x0), w.attn, w.attn_bias), cache, step), w);
+  return step_tail(x0, attn->step_attention(w.attn(ln_1(x0)), cache, step), w);
 }
 
 torch::Tensor BlockImpl::forward_prefill(const torch::Tensor& x0, RowsCache& cache, int64_t row,
                                          const StepWeights& w, bool last_only) {
   const int64_t T = x0.size(0), C = x0.size(1), H = attn->n_head, hd = C / H;
-  auto qkv = linear_t(ln_1(x0), w.attn, w.attn_bias);  // (T, 3C)
+  auto qkv = w.attn(ln_1(x0));  // (T, 3C)
   auto heads = [&](int64_t i) {
     return qkv.narrow(1, i * C, C).view({T, H, hd}).transpose(0, 1);
   };  // (H, T, D)
@@ -125,11 +139,8 @@ torch::Tensor BlockImpl::forward_prefill(const torch::Tensor& x0, RowsCache& cac
 }
 
 StepWeights BlockImpl::step_weights() const {
-  torch::NoGradGuard no_grad;
-  auto t = [](const torch::nn::Linear& l) { return l->weight.detach().t().contiguous(); };
-  auto b = [](const torch::nn::Linear& l) { return l->bias.defined() ? l->bias.detach() : torch::Tensor(); };
-  return {t(attn->c_attn), b(attn->c_attn), t(attn->c_proj), b(attn->c_proj),
-          t(mlp->c_fc),    b(mlp->c_fc),    t(mlp->c_proj),  b(mlp->c_proj)};
+  auto s = [](const torch::nn::Linear& l) { return StepLinear::of(l->weight, l->bias); };
+  return {s(attn->c_attn), s(attn->c_proj), s(mlp->c_fc), s(mlp->c_proj)};
 }
 
 }  // namespace imagine::nn

@@ -162,8 +162,11 @@ TEST(Decode, Bf16WeightsStayCloseToFloat32) {
   auto gpt = tiny_gpt();
   auto f32 = gpt->new_batch_cache(2);
   auto b16 = gpt->new_batch_cache(2, torch::kBFloat16);
-  EXPECT_EQ(b16.weights[0].attn.scalar_type(), torch::kBFloat16);
-  EXPECT_EQ(b16.head.scalar_type(), torch::kBFloat16);
+  EXPECT_EQ(b16.weights[0].attn.t.scalar_type(), torch::kBFloat16);
+  EXPECT_EQ(b16.weights[0].attn.w.scalar_type(), torch::kBFloat16);
+  EXPECT_EQ(b16.head.t.scalar_type(), torch::kBFloat16);
+  EXPECT_EQ(f32.weights[0].attn.w.data_ptr(), gpt->blocks[0]->attn->c_attn->weight.data_ptr())
+      << "shares the weights";
   EXPECT_EQ(b16.layers[0].k.scalar_type(), torch::kFloat);
   const std::vector<int64_t> prompt = {1, 5, 9, 2, 7};
   auto a = gpt->prefill_row(prompt, 0, f32), b = gpt->prefill_row(prompt, 0, b16);
