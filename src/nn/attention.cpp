@@ -99,7 +99,9 @@ torch::Tensor StepLinear::operator()(const torch::Tensor& x) const {
   const bool same = x.scalar_type() == t.scalar_type();
   const torch::Tensor xin = same ? x : x.to(t.scalar_type());
   torch::Tensor y;
-  if (xin.size(0) == 1) {
+  // One row of a large matrix: the GEMV, which BLAS threads (a one-row GEMM runs on one
+  // thread). At our small widths, or on one thread, the GEMM is as fast or faster.
+  if (xin.size(0) == 1 && w.numel() >= (int64_t{1} << 17) && at::get_num_threads() > 1) {
     y = torch::mv(w, xin[0]).unsqueeze(0);
   } else if (same && bias.defined()) {
     return torch::addmm(bias, xin, t);
