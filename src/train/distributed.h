@@ -130,7 +130,7 @@ int launch_local_ranks(int nproc, const std::vector<std::string>& argv, double t
 // Whether this build has c10d's NCCL backend (PyTorch's CUDA LibTorch; Debian's has not).
 bool nccl_available();
 inline constexpr const char* kNoNcclHint =
-    "use --dist-backend gloo here, or build imagine against PyTorch's CUDA LibTorch (docs/cuda.md)";
+    "use --dist-backend gloo here, or build imagine against PyTorch's CUDA LibTorch (cmake -DCMAKE_PREFIX_PATH=<torch>/share/cmake)";
 
 // The number of local ranks `--nproc auto` means on this machine for this family.
 int auto_nproc();
