@@ -154,6 +154,7 @@ static TextRequest text_request(const Context& ctx, const Params& p, const Sampl
   r.sampling.repeat_penalty = p.real("repeat_penalty", d.repeat_penalty, 0, 100);
   r.sampling.repeat_last_n = p.integer("repeat_last_n", d.repeat_last_n, -1, 1 << 20);
   r.stop = p.strings("stop", 16, 256);
+  r.bf16_weights = ctx.cfg.decode_bf16;  // the server's decoder; recorded in the manifest
   return r;
 }
 

@@ -74,7 +74,8 @@ std::shared_ptr<ServedModel> ModelRegistry::get(const std::string& name, const s
     m->record = model_record(dir, "best");
     if (m->family == kTextFamily) {
       m->text = std::make_unique<TextModel>(load_text_model(dir, torch::kCPU, "best"));
-      m->batcher = std::make_unique<TextBatcher>(*m->text, opt_.slots, opt_.queue, opt_.threads);
+      m->batcher =
+          std::make_unique<TextBatcher>(*m->text, opt_.slots, opt_.queue, opt_.threads, opt_.bf16_weights);
     } else if (m->family == kMusicFamily) {
       m->music = std::make_unique<MusicModel>(load_music_model(dir, torch::kCPU, "best"));
     } else if (m->family == kImageFamily) {

@@ -35,9 +35,10 @@ struct ServedModel {
 };
 
 struct RegistryOptions {
-  int slots = 8;    // text sequences decoded together per model
-  int queue = 32;   // text requests waiting beyond the slots
-  int threads = 0;  // torch threads of a model's decoding thread (0 = all cores)
+  int slots = 8;              // text sequences decoded together per model
+  int queue = 32;             // text requests waiting beyond the slots
+  int threads = 0;            // torch threads of a model's decoding thread (0 = all cores)
+  bool bf16_weights = false;  // text models decode with bfloat16 step weights
 };
 
 class ModelRegistry {

@@ -54,7 +54,7 @@ struct Server::Impl {
 
   explicit Impl(ServeConfig c)
       : cfg(std::move(c)),
-        registry(cfg.models_dir, RegistryOptions{cfg.slots, cfg.text_queue, cfg.threads}),
+        registry(cfg.models_dir, RegistryOptions{cfg.slots, cfg.text_queue, cfg.threads, cfg.decode_bf16}),
         writer(cfg.output),
         pool(cfg.parallel, cfg.queue, cfg.threads),
         jobs(cfg.binary.empty() ? self_binary() : cfg.binary, cfg.max_jobs, cfg.threads) {}

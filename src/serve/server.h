@@ -21,6 +21,7 @@ struct ServeConfig {
   int text_queue = 32;         // text sequences waiting beyond the slots (then 503)
   int http_threads = 64;       // connections served at once
   int threads = 0;             // torch threads (0 = all cores)
+  bool decode_bf16 = false;    // text decoding with bfloat16 step weights (--decode-precision bf16)
   size_t max_body = 16 << 20;  // bytes of a request body (then 413)
   double timeout = 300;        // seconds a request may take, queueing included
   int64_t max_tokens = 4096;   // bounds on request parameters

@@ -32,8 +32,12 @@ struct TextBatcher::Job {
   std::unique_ptr<DecodeSlot> slot;
 };
 
-TextBatcher::TextBatcher(TextModel& model, int slots, int queue_limit, int threads)
-    : model_(model), slots_(std::max(1, slots)), queue_limit_(std::max(0, queue_limit)), threads_(threads) {
+TextBatcher::TextBatcher(TextModel& model, int slots, int queue_limit, int threads, bool bf16_weights)
+    : model_(model),
+      slots_(std::max(1, slots)),
+      queue_limit_(std::max(0, queue_limit)),
+      threads_(threads),
+      bf16_weights_(bf16_weights) {
   thread_ = std::thread([this] { run(); });
 }
 
@@ -82,7 +86,7 @@ void TextBatcher::finish(Job& j, const std::string& reason) {
 
 void TextBatcher::run() {
   set_threads(threads_);
-  BatchDecoder decoder(model_.gpt, model_.device, slots_);
+  BatchDecoder decoder(model_.gpt, model_.device, slots_, bf16_weights_ ? torch::kBFloat16 : torch::kFloat);
   std::vector<std::unique_ptr<Job>> active;
   for (;;) {
     std::vector<std::unique_ptr<Job>> admitted;

@@ -47,7 +47,7 @@ class TextBatcher {
  public:
   // `slots`: sequences decoded together; `queue_limit`: requests waiting beyond them.
   // `threads`: torch threads of the decoding thread.
-  TextBatcher(TextModel& model, int slots, int queue_limit, int threads);
+  TextBatcher(TextModel& model, int slots, int queue_limit, int threads, bool bf16_weights = false);
   ~TextBatcher();
   TextBatcher(const TextBatcher&) = delete;
   TextBatcher& operator=(const TextBatcher&) = delete;
@@ -71,6 +71,7 @@ class TextBatcher {
 
   TextModel& model_;
   const int slots_, queue_limit_, threads_;
+  const bool bf16_weights_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::unique_ptr<Job>> queue_;

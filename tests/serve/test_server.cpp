@@ -320,6 +320,26 @@ TEST_F(Serve, CopyChecksAsOnTheCli) {
   EXPECT_EQ(mj["midi"]["manifest"]["copy_check"], mj["copy_check"]);
 }
 
+// serve --decode-precision bf16: the server's decoder multiplies by bf16 weights, and a
+// request gives the same bytes as `generate text --decode-precision bf16`, manifest included.
+TEST_F(Serve, Bf16DecodingMatchesTheCli) {
+  ServerProc bf;
+  ASSERT_TRUE(bf.start({"--models", models_, "--decode-precision", "bf16"}, "bf16")) << bf.log;
+  auto r = http(
+      bf.port, "POST", "/api/generate/text",
+      json{{"model", "tiny"}, {"prompt", "ROMEO:"}, {"max_tokens", 40}, {"seed", 9}, {"top_k", 5}}.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json j = body_json(r);
+  EXPECT_EQ(j["manifest"]["generation"]["decode_precision"], "bf16") << j["manifest"].dump();
+  const std::string file = g_tmp + "/cli-bf16.txt";
+  const std::string written = cli_output(
+      {"generate", "text", "--model", models_ + "/tiny", "--prompt", "ROMEO:", "--max-tokens", "40", "--seed",
+       "9", "--top-k", "5", "--decode-precision", "bf16", "--out", file, "--quiet", "--threads", "1"},
+      file);
+  EXPECT_EQ(j["file"].get<std::string>(), written);
+  EXPECT_EQ(j["manifest"].dump(2) + "\n", slurp(file + ".provenance.json"));
+}
+
 TEST_F(Serve, StreamsTextAsServerSentEvents) {
   auto r = post("/api/generate/text",
                 {{"model", "tiny"}, {"prompt", "KING:"}, {"max_tokens", 60}, {"seed", 3}, {"stream", true}});
