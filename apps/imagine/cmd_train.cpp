@@ -1,7 +1,7 @@
 // `imagine train <family>`: parses the family's option table and runs its pipeline.
 #include <cmath>
+#include <csignal>
 #include <cstdio>
-#include <cstdlib>
 #include <functional>
 
 #include "commands.h"
@@ -47,11 +47,12 @@ int run_training(const char* family, const OptionTable& table, const Args& args,
     argv.insert(argv.end(), args.begin(), args.end());
     return launch_local_ranks(n, argv, o.f("dist-timeout"));
   }
-  const char* rank_env = std::getenv("RANK");
-  const bool main_rank = !rank_env || std::atoi(rank_env) == 0;  // rank 0 reports for all ranks
+  const bool main_rank = DistConfig::from_environment("gloo", 0).rank == 0;  // rank 0 reports for all
   const bool quiet = o.b("quiet") || !main_rank;
+  // Stopped by Ctrl-C on this rank, or on another one (which this rank agreed to): 130 then.
+  auto interrupted_status = [] { return 128 + (interrupt_signal() ? interrupt_signal() : SIGINT); };
   const Trained r = pipeline(o, [&](const std::string& line) { note(quiet, line); });
-  if (!main_rank) return r.outcome.interrupted ? 128 + (interrupt_signal() ? interrupt_signal() : 2) : 0;
+  if (!main_rank) return r.outcome.interrupted ? interrupted_status() : 0;
   const auto& oc = r.outcome;
   std::string best = std::isfinite(oc.best_val_loss) ? str(oc.best_val_loss) : std::string("n/a");
   // The summary goes to stdout even with --quiet: it is the command's result.
@@ -61,7 +62,7 @@ int run_training(const char* family, const OptionTable& table, const Args& args,
               (unsigned long long)r.seed);
   std::printf("model: %s (best weights: model.safetensors, %sresume state: checkpoint-latest/)\n",
               r.out_dir.c_str(), r.extras.c_str());
-  if (oc.interrupted) return 128 + (interrupt_signal() ? interrupt_signal() : 2);  // another rank's Ctrl-C
+  if (oc.interrupted) return interrupted_status();
   return 0;
 }
 

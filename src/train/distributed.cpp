@@ -97,19 +97,10 @@ struct Distributed::Impl {
 #endif
     return gloo->broadcast(t, o);
   }
-  c10::intrusive_ptr<c10d::Work> barrier() {
-#ifdef USE_C10D_NCCL
-    if (nccl) return nccl->barrier();
-#endif
-    return gloo->barrier();
-  }
 };
 
 Distributed::Distributed(const DistConfig& cfg) : cfg_(cfg), impl_(std::make_unique<Impl>()) {
-  IMAGINE_CHECK(cfg.backend == "gloo" || cfg.backend == "nccl", "pass --dist-backend gloo or nccl",
-                "unknown distributed backend '", cfg.backend, "'");
-  IMAGINE_CHECK(cfg.backend != "nccl" || nccl_available(), kNoNcclHint,
-                "this build of imagine has no NCCL (Debian's LibTorch is CPU-only)");
+  require_backend(cfg.backend);
   const std::string where = str(cfg.master_addr, ":", cfg.master_port);
   try {
     c10d::TCPStoreOptions so;
@@ -195,62 +186,6 @@ void Distributed::broadcast(const std::vector<torch::Tensor>& tensors, const cha
     }
   } catch (const std::exception& e) {
     fail(what, e);
-  }
-}
-
-// Sums `tensors` (each may be undefined: zeros, left undefined) across ranks, divides by the
-// world size and writes the result back, in buckets of at most `bucket_bytes`. `extra`
-// values ride in the first bucket and come back averaged.
-static void average_in_buckets(const std::vector<torch::Tensor>& tensors, std::vector<double>& extra,
-                               size_t bucket_bytes, int world,
-                               const std::function<void(std::vector<torch::Tensor>&)>& reduce_all) {
-  torch::NoGradGuard no_grad;
-  torch::TensorOptions opts = torch::TensorOptions().dtype(torch::kFloat32);
-  for (const auto& t : tensors)
-    if (t.defined()) {
-      opts = opts.device(t.device());
-      break;
-    }
-  // Bucket boundaries: consecutive tensors until the bucket holds bucket_bytes.
-  std::vector<std::pair<size_t, size_t>> ranges;  // [begin, end) into tensors
-  size_t begin = 0, bytes = 0;
-  for (size_t i = 0; i < tensors.size(); i++) {
-    bytes += static_cast<size_t>(tensors[i].defined() ? tensors[i].numel() : 0) * 4;
-    if (bytes >= bucket_bytes) {
-      ranges.push_back({begin, i + 1});
-      begin = i + 1;
-      bytes = 0;
-    }
-  }
-  if (begin < tensors.size() || ranges.empty()) ranges.push_back({begin, tensors.size()});
-  std::vector<torch::Tensor> flats;
-  for (size_t b = 0; b < ranges.size(); b++) {
-    int64_t n = b == 0 ? static_cast<int64_t>(extra.size()) : 0;
-    for (size_t i = ranges[b].first; i < ranges[b].second; i++)
-      if (tensors[i].defined()) n += tensors[i].numel();
-    auto flat = torch::zeros({n}, opts);
-    int64_t off = 0;
-    for (size_t i = ranges[b].first; i < ranges[b].second; i++) {
-      if (!tensors[i].defined()) continue;
-      flat.narrow(0, off, tensors[i].numel()).copy_(tensors[i].reshape({-1}));
-      off += tensors[i].numel();
-    }
-    if (b == 0)
-      for (size_t k = 0; k < extra.size(); k++) flat[off + static_cast<int64_t>(k)] = extra[k];
-    flats.push_back(flat);
-  }
-  reduce_all(flats);
-  for (size_t b = 0; b < ranges.size(); b++) {
-    flats[b].div_(world);
-    int64_t off = 0;
-    for (size_t i = ranges[b].first; i < ranges[b].second; i++) {
-      if (!tensors[i].defined()) continue;
-      tensors[i].copy_(flats[b].narrow(0, off, tensors[i].numel()).view_as(tensors[i]));
-      off += tensors[i].numel();
-    }
-    if (b == 0)
-      for (size_t k = 0; k < extra.size(); k++)
-        extra[k] = flats[b][off + static_cast<int64_t>(k)].item<double>();
   }
 }
 
@@ -354,9 +289,8 @@ double GradientSync::finish(double local_loss) {
         seg.copy_(acc.reshape({-1}));
       else
         seg.zero_();
-      if (b.pending > 0) b.pending--;
     }
-    b.pending = 0;
+    b.pending = 0;  // every member is filled now
   }
   launch_ready();
   armed_ = false;
@@ -376,10 +310,18 @@ double GradientSync::finish(double local_loss) {
 }
 
 void Distributed::average(const std::vector<torch::Tensor>& tensors, const char* what) {
-  std::vector<double> none;
-  average_in_buckets(tensors, none, bucket_bytes, cfg_.world, [&](std::vector<torch::Tensor>& flats) {
-    for (auto& f : flats) all_reduce(f, false, what);
-  });
+  if (tensors.empty()) return;
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> flat_parts;
+  for (const auto& t : tensors) flat_parts.push_back(t.reshape({-1}).to(torch::kFloat32));
+  auto flat = torch::cat(flat_parts);  // small (batch-norm statistics): one all-reduce
+  all_reduce(flat, false, what);
+  flat.div_(cfg_.world);
+  int64_t off = 0;
+  for (const auto& t : tensors) {
+    t.copy_(flat.narrow(0, off, t.numel()).view_as(t));
+    off += t.numel();
+  }
 }
 
 std::vector<double> Distributed::max(const std::vector<double>& values, const char* what) {
@@ -409,14 +351,6 @@ std::vector<std::string> Distributed::gather_to_main(const std::string& key, con
     fail("gathering the ranks' random-number states", e);
   }
   return out;
-}
-
-void Distributed::barrier(const char* what) {
-  try {
-    impl_->barrier()->wait(millis(cfg_.timeout_s));
-  } catch (const std::exception& e) {
-    fail(what, e);
-  }
 }
 
 // ---- the --nproc launcher -------------------------------------------------------------
@@ -569,6 +503,15 @@ int launch_local_ranks(int nproc, const std::vector<std::string>& argv, double t
 }
 
 int auto_nproc() { return 1; }
+
+void require_backend(const std::string& backend) {
+  IMAGINE_CHECK(backend == "gloo" || backend == "nccl", "pass --dist-backend gloo or nccl",
+                "unknown distributed backend '", backend, "'");
+  IMAGINE_CHECK(backend != "nccl" || nccl_available(),
+                "use --dist-backend gloo here, or build imagine against PyTorch's CUDA LibTorch (cmake "
+                "-DCMAKE_PREFIX_PATH=<torch>/share/cmake)",
+                "this build of imagine has no NCCL (Debian's LibTorch is CPU-only)");
+}
 
 bool nccl_available() {
 #ifdef USE_C10D_NCCL

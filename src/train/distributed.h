@@ -60,7 +60,6 @@ class Distributed {
   bool any(bool flag, const char* what) { return max({flag ? 1.0 : 0.0}, what)[0] > 0; }
   // Rank 0 receives every rank's `mine` (in rank order); other ranks get an empty vector.
   std::vector<std::string> gather_to_main(const std::string& key, const std::string& mine);
-  void barrier(const char* what);
 
   int64_t bytes_all_reduced() const { return bytes_reduced_; }  // gradient bytes sent into all-reduces
   size_t bucket_bytes = 25u << 20;                              // as PyTorch's DDP
@@ -129,8 +128,8 @@ int launch_local_ranks(int nproc, const std::vector<std::string>& argv, double t
 
 // Whether this build has c10d's NCCL backend (PyTorch's CUDA LibTorch; Debian's has not).
 bool nccl_available();
-inline constexpr const char* kNoNcclHint =
-    "use --dist-backend gloo here, or build imagine against PyTorch's CUDA LibTorch (cmake -DCMAKE_PREFIX_PATH=<torch>/share/cmake)";
+// Error with a hint unless `backend` is "gloo", or "nccl" in a build that has it.
+void require_backend(const std::string& backend);
 
 // The number of local ranks `--nproc auto` means on this machine for this family.
 int auto_nproc();

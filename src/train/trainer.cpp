@@ -563,6 +563,14 @@ void add_distributed_options(OptionTable& t) {
       .real("dist-timeout", 60, 1, 86400, "seconds a rank waits for the others before failing with an error");
 }
 
+// Each of `world` ranks' share of the global batch; an error unless they divide it.
+static int64_t batch_share(int64_t global_batch, int world) {
+  IMAGINE_CHECK(global_batch % world == 0,
+                str("pick a --batch-size that ", world, " ranks divide (each rank draws batch-size / ranks)"),
+                "--batch-size ", global_batch, " is not a multiple of the ", world, " ranks");
+  return global_batch / world;
+}
+
 static int parse_nproc(const Options& o) {
   if (!o.table || !o.table->find("nproc")) return 1;
   const std::string v = o.s("nproc");
@@ -585,24 +593,14 @@ int local_ranks_to_launch(const Options& given) {
   const int n = parse_nproc(given);
   if (n <= 1) return 1;
   check_out_dir(given);
-  IMAGINE_CHECK(dist_backend(given, resolve_device(given.s("device"))) != "nccl" || nccl_available(),
-                kNoNcclHint, "this build of imagine has no NCCL (Debian's LibTorch is CPU-only)");
+  require_backend(dist_backend(given, resolve_device(given.s("device"))));
   Options o = given;
   if (given.b("resume")) o = resume_options(given, read_model_config(given.s("out")), {});
-  IMAGINE_CHECK(!o.table->find("batch-size") || o.i("batch-size") % n == 0,
-                str("pick a --batch-size that ", n, " ranks divide (each rank draws batch-size / nproc)"),
-                "--batch-size ", o.i("batch-size"), " is not a multiple of --nproc ", n);
+  if (o.table->find("batch-size")) batch_share(o.i("batch-size"), n);
   return n;
 }
 
-int64_t RunSetup::rank_batch(int64_t global_batch) const {
-  const int w = world();
-  IMAGINE_CHECK(
-      global_batch % w == 0,
-      str("pick a --batch-size that ", w, " ranks divide (each rank draws batch-size / world size)"),
-      "--batch-size ", global_batch, " is not a multiple of the ", w, " ranks");
-  return global_batch / w;
-}
+int64_t RunSetup::rank_batch(int64_t global_batch) const { return batch_share(global_batch, world()); }
 
 RunSetup start_run(const Options& given, const std::vector<std::string>& arch_keys) {
   check_out_dir(given);
