@@ -109,10 +109,9 @@ BatchCache GPTImpl::new_batch_cache(int64_t rows, torch::ScalarType weights) con
   torch::NoGradGuard no_grad;
   IMAGINE_CHECK(weights == torch::kFloat || weights == torch::kBFloat16, "use fp32 or bf16 decoding weights",
                 "unsupported decoding weight type");
-  for (const auto& b : blocks)
-    c.weights.push_back(weights == torch::kFloat ? b->step_weights() : b->step_weights().to(weights));
-  c.head = nn::StepLinear::of(wte->weight, torch::Tensor());
-  if (weights != torch::kFloat) c.head = c.head.to(weights);
+  // (to(kFloat) keeps float32 matrices as they are: no copies.)
+  for (const auto& b : blocks) c.weights.push_back(b->step_weights().to(weights));
+  c.head = nn::StepLinear::of(wte->weight, torch::Tensor()).to(weights);
   return c;
 }
 

@@ -25,8 +25,9 @@ struct RowsCache {
 // (LibTorch's Linear multiplies by the transposed weight, which BLAS repacks on every call
 // once B > 1); a single row of a large matrix on several threads as w (out, in) @ x, a
 // GEMV, which BLAS spreads over the threads where a one-row GEMM runs on one (the step is
-// bound by reading the weights: 1.6x faster on 2 threads for the 10.7M model). `t` is a copy made for the
-// decoder; float32 `w` shares the module's storage. Bias undefined when the model has none.
+// bound by reading the weights: 1.6x faster on 2 threads for the 10.7M model). `t` is a
+// copy made for the decoder; float32 `w` shares the module's storage. Bias undefined when
+// the model has none.
 struct StepLinear {
   torch::Tensor t, w, bias;
   static StepLinear of(const torch::Tensor& weight, const torch::Tensor& bias);
