@@ -52,6 +52,8 @@ class LayerNorm(nn.Module):
 
 
 class CausalSelfAttention(nn.Module):
+    sdpa = False  # --attention sdpa: torch's fused kernel (2.0+), as imagine uses on LibTorch 2.x
+
     def __init__(self, n_embd, n_head, dropout, bias):
         super().__init__()
         assert n_embd % n_head == 0
@@ -67,6 +69,10 @@ class CausalSelfAttention(nn.Module):
         q = q.view(B, T, self.n_head, hd).transpose(1, 2)  # (B, H, T, D)
         k = k.view(B, T, self.n_head, hd).transpose(1, 2)
         v = v.view(B, T, self.n_head, hd).transpose(1, 2)
+        if CausalSelfAttention.sdpa:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0,
+                                               is_causal=True)
+            return self.resid_drop(self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C)))
         # Manual masked softmax attention (no SDPA in 1.13), the mask built per call as ours.
         att = torch.matmul(q, k.transpose(-2, -1)) * (1.0 / math.sqrt(hd))
         if T > 1:
@@ -246,7 +252,22 @@ def main():
                     help="bf16 = torch.autocast('cpu', torch.bfloat16) around forward passes, as imagine's")
     ap.add_argument("--data-rng", choices=["imagine", "torch"], default="imagine",
                     help="imagine: the same batches as imagine (port of its RNG); torch: a torch generator")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    ap.add_argument("--attention", choices=["manual", "sdpa"], default="manual",
+                    help="sdpa = F.scaled_dot_product_attention (torch 2.0+)")
+    ap.add_argument("--fused-adamw", action="store_true", help="torch.optim.AdamW(fused=True) (CUDA, torch 2.0+)")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model (torch 2.0+)")
     args = ap.parse_args()
+    device = torch.device(args.device)
+    if args.attention == "sdpa" and not hasattr(F, "scaled_dot_product_attention"):
+        sys.exit(f"error: torch {torch.__version__} has no scaled_dot_product_attention\nhint: use --attention manual")
+    if args.compile and not hasattr(torch, "compile"):
+        sys.exit(f"error: torch {torch.__version__} has no torch.compile\nhint: drop --compile")
+    CausalSelfAttention.sdpa = args.attention == "sdpa"
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
 
     threads = args.threads if args.threads > 0 else (os.cpu_count() or 1)
     torch.set_num_threads(threads)
@@ -265,6 +286,7 @@ def main():
 
     torch.manual_seed(args.seed)  # weight initialisation depends only on the seed
     model = GPT(256, args.block_size, args.n_layer, args.n_head, args.n_embd, args.dropout, args.bias)
+    model.to(device)
     n_params = model.num_parameters()
     log(
         f"model: GPT {args.n_layer} layers, {args.n_head} heads, {args.n_embd} wide, context {args.block_size}, "
@@ -279,12 +301,21 @@ def main():
         lr=args.lr,
         betas=(args.beta1, args.beta2),
         eps=1e-8,
+        **({"fused": True} if args.fused_adamw else {}),
     )
+    step_model = model
+    # torch.compile traces forward(); the loss (float32 cross-entropy) is compiled with it.
+    compiled_loss = torch.compile(model.loss) if args.compile else None
 
     data_gen = make_rng(args.data_rng, args.seed ^ 0x5EEDDA7A)
 
     def autocast():
-        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16")
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16")
+
+    def to_device(x, y):
+        if device.type == "cpu":
+            return x, y
+        return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
 
     @torch.no_grad()
     def evaluate():
@@ -296,7 +327,7 @@ def main():
             block = min(args.block_size, toks.numel() - 1)
             total = 0.0
             for _ in range(args.eval_iters):
-                x, y = get_batch(toks, g, args.batch_size, block)
+                x, y = to_device(*get_batch(toks, g, args.batch_size, block))
                 with autocast():
                     total += model.loss(x, y).item()
             out[name] = total / args.eval_iters
@@ -317,14 +348,15 @@ def main():
         opt.zero_grad()
         loss_sum = 0.0
         for _ in range(args.grad_accum):
-            x, y = get_batch(train_tokens, data_gen, args.batch_size, args.block_size)
+            x, y = to_device(*get_batch(train_tokens, data_gen, args.batch_size, args.block_size))
             with autocast():
-                loss = model.loss(x, y)
+                loss = step_model.loss(x, y) if not args.compile else compiled_loss(x, y)
             (loss / args.grad_accum).backward()
             loss_sum += loss.item()
         if args.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(params, args.grad_clip)
         opt.step()
+        sync()
         train_seconds += time.perf_counter() - t0
         tokens += args.batch_size * args.block_size * args.grad_accum
         done = step + 1
@@ -348,7 +380,8 @@ def main():
     print(
         json.dumps(
             {
-                "impl": "pytorch-python",
+                "impl": "pytorch-python" + ("-compile" if args.compile else ""),
+                "device": str(device),
                 "torch": torch.__version__,
                 "threads": torch.get_num_threads(),
                 "parameters": n_params,

@@ -1,9 +1,9 @@
 // The one place where LibTorch 1.13 (Debian, CPU) and 2.x (PyTorch's CMake package, CUDA)
 // differ for us. Everything else in the tree is written against the common API.
 #pragma once
+#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 #include <torch/version.h>
-#include <ATen/autocast_mode.h>
 
 #include <cmath>
 #include <limits>
@@ -17,6 +17,54 @@ constexpr bool kHasSdpa = true;
 #else
 constexpr bool kHasSdpa = false;
 #endif
+
+// ATen's fused AdamW kernel (`_fused_adamw_`, PyTorch 2.1+): one launch updates a list of
+// parameters. Decoupled weight decay, bias correction from the float step counts in
+// `steps` (which the caller advances). Not in 1.13: callers check kHasFusedAdamW.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
+constexpr bool kHasFusedAdamW = true;
+#else
+constexpr bool kHasFusedAdamW = false;
+#endif
+inline void fused_adamw(at::TensorList params, at::TensorList grads, at::TensorList exp_avgs,
+                        at::TensorList exp_avg_sqs, at::TensorList steps, double lr, double beta1,
+                        double beta2, double weight_decay, double eps) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
+  at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, /*max_exp_avg_sqs=*/at::TensorList(), steps, lr,
+                    beta1, beta2, weight_decay, eps, /*amsgrad=*/false, /*maximize=*/false);
+#else
+  TORCH_CHECK(false, "fused AdamW needs LibTorch 2.1 or later");
+#endif
+}
+
+// The same kernel reading the learning rate from a 0-d device tensor (2.2+), so a captured
+// CUDA graph can replay it with a new rate each step.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 2)
+constexpr bool kHasFusedAdamWTensorLr = true;
+#else
+constexpr bool kHasFusedAdamWTensorLr = false;
+#endif
+inline void fused_adamw(at::TensorList params, at::TensorList grads, at::TensorList exp_avgs,
+                        at::TensorList exp_avg_sqs, at::TensorList steps, const at::Tensor& lr, double beta1,
+                        double beta2, double weight_decay, double eps) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 2)
+  at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, /*max_exp_avg_sqs=*/at::TensorList(), steps, lr,
+                    beta1, beta2, weight_decay, eps, /*amsgrad=*/false, /*maximize=*/false);
+#else
+  TORCH_CHECK(false, "fused AdamW with a tensor learning rate needs LibTorch 2.2 or later");
+#endif
+}
+
+// self = self + w * (end - self) over lists: `_foreach_lerp_` on 2.x; 1.13 has none, so
+// there it is (1 - w) * self + w * end in two multi-tensor launches (rounding may differ).
+inline void foreach_lerp_(at::TensorList self, at::TensorList end, double w) {
+#if TORCH_VERSION_MAJOR >= 2
+  at::_foreach_lerp_(self, end, w);
+#else
+  at::_foreach_mul_(self, 1.0 - w);
+  at::_foreach_add_(self, end, w);
+#endif
+}
 
 // Additive causal mask (Tq, Tk): 0 where query i (absolute position tk - tq + i) may see
 // the key, -inf after it. Cached per thread, shape, dtype and device; the cache is bounded
@@ -118,8 +166,10 @@ class AutocastBf16 {
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
     at::autocast::set_autocast_enabled(type_, was_);
 #else
-    if (type_ == torch::kCPU) at::autocast::set_cpu_enabled(was_);
-    else at::autocast::set_enabled(was_);
+    if (type_ == torch::kCPU)
+      at::autocast::set_cpu_enabled(was_);
+    else
+      at::autocast::set_enabled(was_);
 #endif
     at::autocast::clear_cache();
   }

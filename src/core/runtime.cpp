@@ -12,7 +12,8 @@
 namespace imagine {
 
 torch::Device resolve_device(const std::string& name) {
-  if (name == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  if (name == "auto")
+    return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
   if (name == "cpu") return torch::Device(torch::kCPU);
   if (name.rfind("cuda", 0) == 0) {
     if (!torch::cuda::is_available())
@@ -25,6 +26,11 @@ torch::Device resolve_device(const std::string& name) {
     }
   }
   throw UsageError("invalid device '" + name + "'", "use auto, cpu, cuda or cuda:N");
+}
+
+torch::Tensor to_device(const torch::Tensor& host, torch::Device device) {
+  if (device.is_cpu()) return host;
+  return host.contiguous().pin_memory().to(device, /*non_blocking=*/true);
 }
 
 int set_threads(int n) {
@@ -121,20 +127,45 @@ void Rng::set_state(const std::string& s) {
   std::istringstream is(s);
   char comma;
   uint64_t v[4];
-  IMAGINE_CHECK(is >> v[0] >> comma >> v[1] >> comma >> v[2] >> comma >> v[3], "the trainer state is corrupted",
-                "invalid RNG state '", s, "'");
+  IMAGINE_CHECK(is >> v[0] >> comma >> v[1] >> comma >> v[2] >> comma >> v[3],
+                "the trainer state is corrupted", "invalid RNG state '", s, "'");
   for (int i = 0; i < 4; i++) s_[i] = v[i];
 }
 
-ScopedCpuSeed::ScopedCpuSeed(uint64_t seed) : gen_(at::detail::getDefaultCPUGenerator()) {
-  std::lock_guard<std::mutex> lock(gen_.mutex());
-  saved_ = gen_.get_state();
-  gen_.set_current_seed(seed);
+at::Generator default_generator(torch::Device device) {
+  if (device.is_cpu()) return at::detail::getDefaultCPUGenerator();
+  return at::globalContext().defaultGenerator(device);
 }
 
-ScopedCpuSeed::~ScopedCpuSeed() {
-  std::lock_guard<std::mutex> lock(gen_.mutex());
-  gen_.set_state(saved_);
+torch::Tensor generator_state(torch::Device device) {
+  auto gen = default_generator(device);
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return gen.get_state();
+}
+
+void set_generator_state(torch::Device device, const torch::Tensor& state) {
+  auto gen = default_generator(device);
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(state);
+}
+
+SavedTorchRng::SavedTorchRng() : devices_({torch::kCPU}) {
+  if (torch::cuda::is_available())
+    for (int64_t i = 0; i < static_cast<int64_t>(torch::cuda::device_count()); i++)
+      devices_.emplace_back(torch::kCUDA, static_cast<c10::DeviceIndex>(i));
+  for (const auto& d : devices_) states_.push_back(generator_state(d));
+}
+
+SavedTorchRng::~SavedTorchRng() {
+  for (size_t i = 0; i < devices_.size(); i++) set_generator_state(devices_[i], states_[i]);
+}
+
+ScopedTorchSeed::ScopedTorchSeed(uint64_t seed) {
+  for (const auto& d : saved_.devices()) {
+    auto gen = default_generator(d);
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_current_seed(seed);
+  }
 }
 
 }  // namespace imagine

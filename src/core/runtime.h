@@ -1,14 +1,20 @@
 // Run-time set-up shared by every command: device choice, thread count, seeds.
 #pragma once
+#include <torch/torch.h>
+
 #include <cstdint>
 #include <string>
-
-#include <torch/torch.h>
+#include <utility>
+#include <vector>
 
 namespace imagine {
 
 // "auto" (CUDA when available, else CPU), "cpu" or "cuda[:N]". Throws on "cuda" without one.
 torch::Device resolve_device(const std::string& name);
+
+// A host tensor on `device`: itself on the CPU; on a GPU, staged through pinned memory and
+// copied without blocking, so the copy overlaps the work already queued on the device.
+torch::Tensor to_device(const torch::Tensor& host, torch::Device device);
 
 // Sets torch's intra-op threads; n <= 0 means $IMAGINE_THREADS if set, else the machine's
 // core count (LibTorch's own default is 1 on Debian, which wastes the other cores).
@@ -27,19 +33,36 @@ uint64_t resolve_seed(int64_t seed);
 uint64_t random_seed();
 void seed_torch(uint64_t seed);
 
-// Seeds torch's CPU generator while alive and restores its previous state afterwards, so a
-// reproducible side computation (evaluation noise, building a fixed network) leaves the
-// caller's random stream — and so a training run's trajectory — untouched.
-class ScopedCpuSeed {
+// The default random generator of `device` (the CPU's, or cuda:N's), and its state as a
+// byte tensor (what checkpoints store). Locks the generator while reading or writing.
+at::Generator default_generator(torch::Device device);
+torch::Tensor generator_state(torch::Device device);
+void set_generator_state(torch::Device device, const torch::Tensor& state);
+
+// Saves the states of torch's generators (the CPU's and, where CUDA is present, every
+// GPU's) and restores them when it goes, so whatever runs in between (an evaluation that
+// samples) leaves the caller's random streams — and a training run's trajectory — as they were.
+class SavedTorchRng {
  public:
-  explicit ScopedCpuSeed(uint64_t seed);
-  ~ScopedCpuSeed();
-  ScopedCpuSeed(const ScopedCpuSeed&) = delete;
-  ScopedCpuSeed& operator=(const ScopedCpuSeed&) = delete;
+  SavedTorchRng();
+  ~SavedTorchRng();
+  SavedTorchRng(const SavedTorchRng&) = delete;
+  SavedTorchRng& operator=(const SavedTorchRng&) = delete;
+  const std::vector<torch::Device>& devices() const { return devices_; }
 
  private:
-  at::Generator gen_;
-  torch::Tensor saved_;
+  std::vector<torch::Device> devices_;
+  std::vector<torch::Tensor> states_;
+};
+
+// SavedTorchRng that also seeds every generator with `seed` while alive: a reproducible side
+// computation (evaluation noise, building a fixed network) on any device.
+class ScopedTorchSeed {
+ public:
+  explicit ScopedTorchSeed(uint64_t seed);
+
+ private:
+  SavedTorchRng saved_;
 };
 
 // A small deterministic generator (xoshiro256**) for data sampling, whose state is four

@@ -17,8 +17,7 @@ std::pair<torch::Tensor, torch::Tensor> TokenDataset::batch(Rng& rng, int64_t ba
   auto offsets = torch::tensor(starts, torch::kLong).unsqueeze(1) + torch::arange(block + 1, torch::kLong);
   auto windows = tokens_.index({offsets});  // (batch, block + 1)
   auto x = windows.slice(1, 0, block), y = windows.slice(1, 1, block + 1);
-  if (device_.is_cpu()) return {x.contiguous(), y.contiguous()};
-  return {x.to(device_, /*non_blocking=*/true), y.to(device_, true)};
+  return {to_device(x.contiguous(), device_), to_device(y.contiguous(), device_)};
 }
 
 }  // namespace imagine

@@ -54,7 +54,7 @@ std::string format_double(double v) {
 }
 
 FeatureNet fresh_net(int64_t channels, int64_t size, int64_t classes) {
-  ScopedCpuSeed seed(kInitSeed);
+  ScopedTorchSeed seed(kInitSeed);
   return FeatureNet(channels, size, classes);
 }
 
@@ -90,7 +90,8 @@ void check_images(const torch::Tensor& images, const char* what) {
                 " must be [N, C, S, S], got shape ", images.sizes());
 }
 
-void check_labels(const torch::Tensor& images, const torch::Tensor& labels, int64_t classes, const char* what) {
+void check_labels(const torch::Tensor& images, const torch::Tensor& labels, int64_t classes,
+                  const char* what) {
   const char* hint = "labels must be a [N] integer tensor with values in [0, classes)";
   IMAGINE_CHECK(labels.dim() == 1 && labels.size(0) == images.size(0), hint, "feature net: ", what,
                 " labels have shape ", labels.sizes(), " for ", images.size(0), " images");
@@ -115,7 +116,8 @@ bool try_load(const std::string& path, FeatureNet& net, FeatureNetInfo& info, bo
     };
     IMAGINE_CHECK(meta("format") == kFormat && meta("version") == kVersion, "", "not a version ", kVersion,
                   " feature net");
-    IMAGINE_CHECK(meta("channels") == std::to_string(net->channels) && meta("size") == std::to_string(net->size) &&
+    IMAGINE_CHECK(meta("channels") == std::to_string(net->channels) &&
+                      meta("size") == std::to_string(net->size) &&
                       meta("classes") == std::to_string(net->classes),
                   "", "network shape does not match the data");
     IMAGINE_CHECK(meta("trained") == (trained ? "true" : "false"), "", "trained flag does not match");
@@ -131,7 +133,8 @@ bool try_load(const std::string& path, FeatureNet& net, FeatureNetInfo& info, bo
   }
 }
 
-void save(const std::string& path, FeatureNet& net, const FeatureNetInfo& info, const std::string& fingerprint) {
+void save(const std::string& path, FeatureNet& net, const FeatureNetInfo& info,
+          const std::string& fingerprint) {
   std::map<std::string, std::string> meta = {
       {"format", kFormat},
       {"version", kVersion},
@@ -151,7 +154,8 @@ FeatureNetImpl::FeatureNetImpl(int64_t channels_, int64_t size_, int64_t classes
     : channels(channels_), size(size_), classes(classes_) {
   IMAGINE_CHECK(channels >= 1, "images need at least one channel", "feature net: channels must be >= 1, got ",
                 channels);
-  IMAGINE_CHECK(size >= 8, "images must be at least 8x8 pixels", "feature net: size must be >= 8, got ", size);
+  IMAGINE_CHECK(size >= 8, "images must be at least 8x8 pixels", "feature net: size must be >= 8, got ",
+                size);
   IMAGINE_CHECK(classes >= 1, "", "feature net: classes must be >= 1, got ", classes);
   using namespace torch::nn;
   body = Sequential();
@@ -186,8 +190,9 @@ torch::Tensor FeatureNetImpl::forward(const torch::Tensor& x) { return head->for
 
 FeatureNet load_or_train_feature_net(const std::string& cache_dir, const std::string& data_fingerprint,
                                      const torch::Tensor& images, const torch::Tensor& labels,
-                                     const torch::Tensor& held_out_images, const torch::Tensor& held_out_labels,
-                                     int64_t classes, FeatureNetInfo* info,
+                                     const torch::Tensor& held_out_images,
+                                     const torch::Tensor& held_out_labels, int64_t classes,
+                                     FeatureNetInfo* info,
                                      const std::function<void(const std::string&)>& log) {
   check_images(images, "images");
   const int64_t channels = images.size(1), size = images.size(2);
@@ -196,11 +201,13 @@ FeatureNet load_or_train_feature_net(const std::string& cache_dir, const std::st
   const int64_t net_classes = std::max<int64_t>(classes, 1);
 
   // The untrained network depends on nothing but its shape, so its key leaves the data out.
-  const std::string key_text =
-      std::string(kFormat) + "|v" + kVersion + "|" + (trainable ? "trained|" + data_fingerprint : "untrained") +
-      "|c" + std::to_string(channels) + "|s" + std::to_string(size) + "|k" + std::to_string(net_classes);
+  const std::string key_text = std::string(kFormat) + "|v" + kVersion + "|" +
+                               (trainable ? "trained|" + data_fingerprint : "untrained") + "|c" +
+                               std::to_string(channels) + "|s" + std::to_string(size) + "|k" +
+                               std::to_string(net_classes);
   make_dirs(cache_dir);
-  const std::string path = join_path(cache_dir, "features-" + sha256_hex(key_text).substr(0, 16) + ".safetensors");
+  const std::string path =
+      join_path(cache_dir, "features-" + sha256_hex(key_text).substr(0, 16) + ".safetensors");
 
   FeatureNetInfo result;
   result.path = path;
@@ -229,29 +236,33 @@ FeatureNet load_or_train_feature_net(const std::string& cache_dir, const std::st
     if (held_out_images.defined() && held_out_labels.defined()) {
       check_images(held_out_images, "held-out images");
       IMAGINE_CHECK(held_out_images.size(1) == channels && held_out_images.size(2) == size,
-                    "held-out images must have the training images' shape", "feature net: held-out images have shape ",
-                    held_out_images.sizes(), ", training images ", images.sizes());
+                    "held-out images must have the training images' shape",
+                    "feature net: held-out images have shape ", held_out_images.sizes(), ", training images ",
+                    images.sizes());
       check_labels(held_out_images, held_out_labels, classes, "held-out");
       x_test = held_out_images.to(torch::kFloat32);
       y_test = held_out_labels.to(torch::kLong);
     } else {
       const int64_t n = images.size(0);
-      IMAGINE_CHECK(n >= 2, "provide more labelled images", "feature net: need at least 2 labelled images, got ", n);
+      IMAGINE_CHECK(n >= 2, "provide more labelled images",
+                    "feature net: need at least 2 labelled images, got ", n);
       const int64_t n_test = std::max<int64_t>(1, n / 10);
       auto perm = shuffled(rng, n);
-      auto test_idx = index_tensor(perm, 0, n_test, device), train_idx = index_tensor(perm, n_test, n, device);
+      auto test_idx = index_tensor(perm, 0, n_test, device),
+           train_idx = index_tensor(perm, n_test, n, device);
       x_test = x_all.index_select(0, test_idx);
       y_test = y_all.index_select(0, test_idx);
       x_train = x_all.index_select(0, train_idx);
       y_train = y_all.index_select(0, train_idx);
     }
-    IMAGINE_CHECK(x_train.size(0) >= 1, "provide more labelled images", "feature net: no training images left");
+    IMAGINE_CHECK(x_train.size(0) >= 1, "provide more labelled images",
+                  "feature net: no training images left");
 
     net->to(device);
     net->train();
-    torch::optim::Adam opt(net->parameters(),
-                           torch::optim::AdamOptions(kLearningRate).betas({kAdamBeta1, kAdamBeta2}).eps(1e-8)
-                               .weight_decay(0));
+    torch::optim::Adam opt(
+        net->parameters(),
+        torch::optim::AdamOptions(kLearningRate).betas({kAdamBeta1, kAdamBeta2}).eps(1e-8).weight_decay(0));
     const int64_t n = x_train.size(0);
     const int64_t epoch_steps = (n + kBatch - 1) / kBatch;
     const int64_t total_steps = std::clamp<int64_t>(kEpochs * epoch_steps, kMinSteps, kMaxSteps);
@@ -279,7 +290,8 @@ FeatureNet load_or_train_feature_net(const std::string& cache_dir, const std::st
       // One line per epoch; tiny sets run many short epochs, so only every tenth is shown.
       if (log && (pass <= 2 || pass == passes || pass % 10 == 0)) {
         char line[200];
-        std::snprintf(line, sizeof(line), "feature net: epoch %lld/%lld loss %.4f train accuracy %.3f (%.1f s)",
+        std::snprintf(line, sizeof(line),
+                      "feature net: epoch %lld/%lld loss %.4f train accuracy %.3f (%.1f s)",
                       static_cast<long long>(pass), static_cast<long long>(passes), loss_sum / double(seen),
                       double(correct) / double(seen), secs);
         log(line);
@@ -312,7 +324,8 @@ torch::Tensor extract_features(FeatureNet& net, const torch::Tensor& images, int
   std::vector<torch::Tensor> parts;
   for (int64_t start = 0; start < images.size(0); start += batch) {
     const int64_t end = std::min(images.size(0), start + batch);
-    parts.push_back(net->features(images.slice(0, start, end).to(device, torch::kFloat32)).to(images.device()));
+    parts.push_back(
+        net->features(images.slice(0, start, end).to(device, torch::kFloat32)).to(images.device()));
   }
   net->train(was_training);
   if (parts.empty()) return torch::zeros({0, kFeatureDim}, images.options().dtype(torch::kFloat32));

@@ -34,8 +34,8 @@ FeatureSpace prepare_feature_space(const ImageData& data, const std::string& cac
   FeatureSpace fs;
   const int64_t classes = static_cast<int64_t>(data.classes.size());
   fs.net = load_or_train_feature_net(cache_dir, data.fingerprint, images_to_float(data.train.images),
-                                     data.train.labels, images_to_float(data.test.images), data.test.labels, classes,
-                                     &fs.info, log);
+                                     data.train.labels, images_to_float(data.test.images), data.test.labels,
+                                     classes, &fs.info, log);
   fs.real_features = extract_features(fs.net, images_to_float(data.test.images));
   return fs;
 }
@@ -56,14 +56,15 @@ torch::Tensor generate_images(ImageModel& m, int64_t n, uint64_t seed, double tr
   return torch::cat(out);
 }
 
-// Evaluation draws noise from torch's generator with a fixed seed (ScopedCpuSeed), so it
+// Evaluation draws noise from torch's generator with a fixed seed (ScopedTorchSeed), so it
 // repeats, and puts the training run's generator state back afterwards, so evaluating never
 // changes the training trajectory (and resumed runs match uninterrupted ones).
-std::map<std::string, double> vae_elbo(VAE& vae, const ImageSet& set, int64_t limit, uint64_t seed, int64_t batch) {
+std::map<std::string, double> vae_elbo(VAE& vae, const ImageSet& set, int64_t limit, uint64_t seed,
+                                       int64_t batch) {
   torch::NoGradGuard no_grad;
   const auto device = vae->parameters()[0].device();
   const int64_t n = limit > 0 ? std::min(limit, set.size()) : set.size();
-  ScopedCpuSeed rng(seed);
+  ScopedTorchSeed rng(seed);
   double recon = 0, kl = 0;
   for (int64_t i = 0; i < n; i += batch) {
     const int64_t e = std::min(n, i + batch);
@@ -83,7 +84,8 @@ ImageEvalReport evaluate_image_model(ImageModel& m, const ImageData& data, Featu
   torch::NoGradGuard no_grad;
   auto fake = generate_images(m, opt.samples, opt.seed, 0, opt.batch);
   auto fake_f = extract_features(net, fake);
-  auto real_f = opt.real > 0 && opt.real < real_features.size(0) ? real_features.slice(0, 0, opt.real) : real_features;
+  auto real_f =
+      opt.real > 0 && opt.real < real_features.size(0) ? real_features.slice(0, 0, opt.real) : real_features;
   r.metrics["fid"] = frechet_distance(fake_f, real_f);
   const auto kd = kernel_distance(fake_f, real_f, 20, 1000, opt.seed);
   r.metrics["kid"] = kd.mean;
@@ -105,7 +107,7 @@ ImageEvalReport evaluate_image_model(ImageModel& m, const ImageData& data, Featu
     auto elbo = vae_elbo(m.vae, data.test, opt.real, opt.seed);
     for (auto& [k, v] : elbo) r.metrics[k] = v;
     if (opt.iw_samples > 0) {
-      ScopedCpuSeed rng(opt.seed + 1);
+      ScopedTorchSeed rng(opt.seed + 1);
       const int64_t n = std::min(opt.iw_images, data.test.size());
       double total = 0;
       const int64_t batch = 100;

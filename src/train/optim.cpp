@@ -4,15 +4,30 @@
 
 #include <cmath>
 
+#include "core/compat.h"
 #include "core/error.h"
 
 namespace imagine {
 
-AdamW::AdamW(std::vector<std::pair<std::string, torch::Tensor>> params, AdamWConfig config) : config_(config) {
+AdamW::AdamW(std::vector<std::pair<std::string, torch::Tensor>> params, AdamWConfig config)
+    : config_(config) {
   for (auto& [name, p] : params) {
     if (!p.requires_grad()) continue;
     slots_.push_back({name, p, torch::zeros_like(p), torch::zeros_like(p), p.dim() >= 2});
   }
+  if (!slots_.empty() && slots_[0].param.is_cuda())
+    set_kernel(compat::kHasFusedAdamW ? Kernel::kFused : Kernel::kForEach);
+}
+
+void AdamW::set_kernel(Kernel k) {
+  IMAGINE_CHECK(k != Kernel::kFused || compat::kHasFusedAdamW, "use the loop or multi-tensor AdamW",
+                "this LibTorch has no fused AdamW kernel (it needs 2.1 or later)");
+  kernel_ = k;
+  step_counts_.clear();
+  if (k == Kernel::kFused)
+    for (auto& s : slots_)
+      step_counts_.push_back(
+          torch::full({}, static_cast<double>(step_), s.param.options().dtype(torch::kFloat)));
 }
 
 void AdamW::zero_grad() {
@@ -22,6 +37,20 @@ void AdamW::zero_grad() {
 }
 
 void AdamW::step(double lr) {
+  if (kernel_ == Kernel::kLoop)
+    step_loop(lr);
+  else
+    step_multi(lr, torch::Tensor());
+}
+
+void AdamW::step(const torch::Tensor& lr) {
+  IMAGINE_CHECK(kernel_ == Kernel::kFused && compat::kHasFusedAdamWTensorLr,
+                "step with a plain learning rate",
+                "a device learning rate needs the fused AdamW kernel of LibTorch 2.2 or later");
+  step_multi(0.0, lr);
+}
+
+void AdamW::step_loop(double lr) {
   torch::NoGradGuard no_grad;
   step_++;
   const double bc1 = 1.0 - std::pow(config_.beta1, static_cast<double>(step_));
@@ -37,6 +66,63 @@ void AdamW::step(double lr) {
     auto denom = (s.v.sqrt() / bc2_sqrt).add_(config_.eps);
     s.param.addcdiv_(s.m, denom, -step_size);
   }
+}
+
+// The same update over lists: decaying parameters and the rest are two lists, each
+// updated by a few multi-tensor launches (or one fused kernel).
+void AdamW::step_multi(double lr, const torch::Tensor& lr_tensor) {
+  torch::NoGradGuard no_grad;
+  step_++;
+  for (const bool decay : {true, false}) {
+    std::vector<torch::Tensor> p, g, m, v, counts;
+    for (size_t i = 0; i < slots_.size(); i++) {
+      auto& s = slots_[i];
+      if (s.decay != decay || !s.param.grad().defined()) continue;
+      p.push_back(s.param);
+      g.push_back(s.param.grad());
+      m.push_back(s.m);
+      v.push_back(s.v);
+      if (kernel_ == Kernel::kFused) counts.push_back(step_counts_[i]);
+    }
+    if (p.empty()) continue;
+    const double wd = decay ? config_.weight_decay : 0.0;
+    if (kernel_ == Kernel::kFused) {
+      at::_foreach_add_(counts, 1);  // the kernel reads the step count; it does not advance it
+      if (lr_tensor.defined())
+        compat::fused_adamw(p, g, m, v, counts, lr_tensor, config_.beta1, config_.beta2, wd, config_.eps);
+      else
+        compat::fused_adamw(p, g, m, v, counts, lr, config_.beta1, config_.beta2, wd, config_.eps);
+      continue;
+    }
+    const double bc1 = 1.0 - std::pow(config_.beta1, static_cast<double>(step_));
+    const double bc2_sqrt = std::sqrt(1.0 - std::pow(config_.beta2, static_cast<double>(step_)));
+    if (wd != 0) at::_foreach_mul_(p, 1.0 - lr * wd);
+    compat::foreach_lerp_(m, g, 1.0 - config_.beta1);
+    at::_foreach_mul_(v, config_.beta2);
+    at::_foreach_addcmul_(v, g, g, 1.0 - config_.beta2);
+    auto denom = at::_foreach_sqrt(v);
+    at::_foreach_div_(denom, bc2_sqrt);
+    at::_foreach_add_(denom, config_.eps);
+    at::_foreach_addcdiv_(p, m, denom, -lr / bc1);
+  }
+}
+
+torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> grads;
+  for (const auto& p : params)
+    if (p.grad().defined()) grads.push_back(p.grad());
+  if (grads.empty()) return torch::zeros({});
+  std::vector<torch::Tensor> norms;
+  if (grads[0].is_cuda()) {
+    norms = at::_foreach_norm(grads, 2);
+  } else {
+    for (const auto& g : grads) norms.push_back(g.norm(2));
+  }
+  auto total = norms.size() == 1 ? norms[0] : torch::stack(norms).norm(2);
+  auto coef = torch::clamp(max_norm / (total + 1e-6), c10::nullopt, 1.0);
+  for (auto& g : grads) g.mul_(coef);
+  return total;
 }
 
 std::map<std::string, torch::Tensor> AdamW::state() const {
@@ -56,17 +142,20 @@ void AdamW::load_state(const std::map<std::string, torch::Tensor>& state, int64_
       const std::string key = (which == &s.m ? "exp_avg." : "exp_avg_sq.") + s.name;
       auto it = state.find(key);
       IMAGINE_CHECK(it != state.end(), hint, "optimizer state lacks '", key, "'");
-      IMAGINE_CHECK(it->second.sizes() == which->sizes(), hint, "optimizer state '", key, "' has the wrong shape");
+      IMAGINE_CHECK(it->second.sizes() == which->sizes(), hint, "optimizer state '", key,
+                    "' has the wrong shape");
       which->copy_(it->second);
     }
   }
   step_ = step;
+  for (auto& c : step_counts_) c.fill_(static_cast<double>(step));
 }
 
 double lr_at(int64_t step, double lr, double min_lr, int64_t warmup, int64_t decay_steps) {
   if (step < warmup) return lr * static_cast<double>(step + 1) / static_cast<double>(warmup + 1);
   if (step >= decay_steps) return min_lr;
-  const double ratio = static_cast<double>(step - warmup) / static_cast<double>(std::max<int64_t>(1, decay_steps - warmup));
+  const double ratio =
+      static_cast<double>(step - warmup) / static_cast<double>(std::max<int64_t>(1, decay_steps - warmup));
   const double coeff = 0.5 * (1.0 + std::cos(M_PI * ratio));
   return min_lr + coeff * (lr - min_lr);
 }

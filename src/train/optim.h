@@ -2,27 +2,41 @@
 // state is plain named tensors that checkpoints store exactly and Python can read, and so
 // decay / no-decay groups are explicit.
 #pragma once
+#include <torch/torch.h>
+
 #include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
 
-#include <torch/torch.h>
-
 namespace imagine {
 
 struct AdamWConfig {
-  double beta1 = 0.9;          // first-moment decay
-  double beta2 = 0.95;         // second-moment decay
-  double eps = 1e-8;           // denominator guard
-  double weight_decay = 0.1;   // decoupled, applied to matrices and embeddings only
+  double beta1 = 0.9;         // first-moment decay
+  double beta2 = 0.95;        // second-moment decay
+  double eps = 1e-8;          // denominator guard
+  double weight_decay = 0.1;  // decoupled, applied to matrices and embeddings only
 };
 
 class AdamW {
  public:
+  // How a step runs. kLoop: a few kernels per parameter (the CPU default: on a CPU the
+  // multi-tensor ops are the same kernels in a loop). kForEach: torch's multi-tensor
+  // `_foreach_` ops, a handful of launches for all parameters (the GPU default on LibTorch
+  // 1.13). kFused: ATen's `_fused_adamw_`, one kernel per group (the GPU default on 2.1+).
+  // All three compute the same update; they differ in rounding only.
+  enum class Kernel { kLoop, kForEach, kFused };
+
   // params: name -> tensor. Tensors with dim >= 2 get weight decay; biases and norms don't.
   AdamW(std::vector<std::pair<std::string, torch::Tensor>> params, AdamWConfig config);
   void step(double lr);  // uses .grad() of every parameter; skips parameters without one
+  // The fused step with the learning rate in a 0-d device tensor: what a captured CUDA graph
+  // replays (train/cuda_graph.h). A replay advances the device's step counts itself;
+  // count_replayed_step() keeps steps() in line with it.
+  void step(const torch::Tensor& lr);
+  void count_replayed_step() { step_++; }
+  Kernel kernel() const { return kernel_; }
+  void set_kernel(Kernel k);  // kFused where compat::kHasFusedAdamW only
   void zero_grad();
   int64_t steps() const { return step_; }
 
@@ -37,10 +51,21 @@ class AdamW {
     torch::Tensor param, m, v;
     bool decay;
   };
+  void step_loop(double lr);
+  void step_multi(double lr, const torch::Tensor& lr_tensor);  // kForEach and kFused
+
   std::vector<Slot> slots_;
   AdamWConfig config_;
   int64_t step_ = 0;
+  Kernel kernel_ = Kernel::kLoop;
+  std::vector<torch::Tensor> step_counts_;  // kFused: one float step count per slot, on its device
 };
+
+// Scales the gradients of `params` so that their global L2 norm is at most max_norm, as
+// torch.nn.utils.clip_grad_norm_ does, and returns the norm before clipping as a 0-d tensor
+// on the gradients' device: no device-to-host copy, so a GPU step never waits on it (read
+// it with .item() only when logging). Multi-tensor norms on a GPU.
+torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm);
 
 // Linear warm-up from 0 to lr over `warmup` steps, then cosine decay to min_lr at
 // `decay_steps`, then min_lr. `step` counts from 0.

@@ -1,6 +1,8 @@
 // See token_task.h.
 #include "train/token_task.h"
 
+#include "core/error.h"
+
 namespace imagine {
 
 TokenStreamTask::TokenStreamTask(GPT& gpt, TokenDataset train, TokenDataset val, int64_t batch, uint64_t seed,
@@ -21,6 +23,22 @@ TokenStreamTask::TokenStreamTask(GPT& gpt, TokenDataset train, TokenDataset val,
 torch::Tensor TokenStreamTask::micro_batch_loss(Rng& rng, size_t) {
   auto [x, y] = train_.batch(rng, train_batch_, gpt_->config.block_size);
   return gpt_->loss(x, y);
+}
+
+void TokenStreamTask::stage_micro_batch(Rng& rng, size_t, int64_t slot) {
+  auto [x, y] = train_.batch(rng, train_batch_, gpt_->config.block_size);
+  if (slot >= static_cast<int64_t>(staged_.size())) {
+    staged_.resize(static_cast<size_t>(slot) + 1);
+    staged_[slot] = {x.clone(), y.clone()};
+  } else {
+    staged_[slot].first.copy_(x, /*non_blocking=*/true);
+    staged_[slot].second.copy_(y, true);
+  }
+}
+
+torch::Tensor TokenStreamTask::staged_loss(size_t, int64_t slot) {
+  IMAGINE_CHECK(slot < static_cast<int64_t>(staged_.size()), "", "micro-batch ", slot, " was not staged");
+  return gpt_->loss(staged_[slot].first, staged_[slot].second);
 }
 
 std::map<std::string, double> TokenStreamTask::evaluate(int64_t iters) {

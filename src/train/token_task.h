@@ -27,6 +27,9 @@ class TokenStreamTask : public TrainTask {
   std::string unit() const override { return unit_; }
   nlohmann::json model_config() const override { return config_; }
   torch::Tensor micro_batch_loss(Rng& rng, size_t) override;
+  bool supports_staging() const override { return true; }
+  void stage_micro_batch(Rng& rng, size_t, int64_t slot) override;
+  torch::Tensor staged_loss(size_t, int64_t slot) override;
   std::map<std::string, double> evaluate(int64_t iters) override;
   std::string eval_sample() override { return sample_ ? sample_() : ""; }
 
@@ -40,6 +43,7 @@ class TokenStreamTask : public TrainTask {
   std::function<std::map<std::string, double>(double)> extra_;
   std::function<std::string()> sample_;
   std::string unit_;
+  std::vector<std::pair<torch::Tensor, torch::Tensor>> staged_;  // (x, y) per micro-batch slot
 };
 
 }  // namespace imagine

@@ -155,8 +155,9 @@ class ImageTask : public TrainTask {
     for (auto& i : idx) i = static_cast<int64_t>(rng.below(static_cast<uint64_t>(n)));
     auto index = torch::tensor(idx, torch::kInt64);
     torch::Tensor x, y;
-    if (!g_step) x = images_to_float(data_.train.images.index_select(0, index)).to(m_.device);
-    if (m_.conditional()) y = data_.train.labels.index_select(0, index).to(m_.device);
+    // uint8 crosses to the device (a quarter of the bytes), then becomes float there.
+    if (!g_step) x = images_to_float(to_device(data_.train.images.index_select(0, index), m_.device));
+    if (m_.conditional()) y = to_device(data_.train.labels.index_select(0, index), m_.device);
     if (m_.vae) {
       auto o = m_.vae->forward(x, y);
       return (o.recon_nll + s_.beta * o.kl).mean();

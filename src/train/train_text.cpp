@@ -56,6 +56,8 @@ const OptionTable& text_train_table() {
                 "bf16 = bfloat16 matmuls with float32 weights (auto: where the hardware has fast bf16)")
         .integer("seed", 1337, -1, 9.2e18, "random seed (-1 = random; the seed used is recorded)")
         .text("device", "auto", "auto, cpu or cuda[:N]", "DEV")
+        .flag("cuda-graph", false,
+              "capture each training step as one CUDA graph (GPU, LibTorch 2.2+, one process)")
         .integer("threads", 0, 0, 1024, "CPU threads (0 = all cores)")
         .flag("quiet", false, "no progress output");
     add_distributed_options(t);

@@ -20,6 +20,7 @@
 #include "core/safetensors.h"
 #include "core/signals.h"
 #include "nn/weights.h"
+#include "train/cuda_graph.h"
 #include "train/model_card.h"
 
 namespace fs = std::filesystem;
@@ -45,7 +46,8 @@ nlohmann::json TrainRecipe::to_json() const {
           {"log_every", log_every},
           {"stop_at_loss", stop_at_loss},
           {"time_limit_s", time_limit},
-          {"precision", precision}};
+          {"precision", precision},
+          {"cuda_graph", cuda_graph}};
 }
 
 TrainRecipe TrainRecipe::from_json(const nlohmann::json& j) {
@@ -68,6 +70,7 @@ TrainRecipe TrainRecipe::from_json(const nlohmann::json& j) {
   r.log_every = j.value("log_every", r.log_every);
   r.stop_at_loss = j.value("stop_at_loss", r.stop_at_loss);
   r.precision = j.value("precision", r.precision);
+  r.cuda_graph = j.value("cuda_graph", r.cuda_graph);
   return r;
 }
 
@@ -79,6 +82,13 @@ static std::vector<std::pair<std::string, torch::Tensor>> named_params(torch::nn
 
 std::vector<OptimizerGroup> TrainTask::optimizer_groups(const AdamWConfig& recipe_adamw) {
   return {OptimizerGroup{"", named_params(model()), recipe_adamw}};
+}
+
+void TrainTask::stage_micro_batch(Rng&, size_t, int64_t) {
+  throw Error("this model family cannot stage its batches", "train without --cuda-graph");
+}
+torch::Tensor TrainTask::staged_loss(size_t, int64_t) {
+  throw Error("this model family cannot stage its batches", "train without --cuda-graph");
 }
 
 uint64_t rank_data_seed(uint64_t seed, int rank, int64_t step) {
@@ -116,7 +126,15 @@ static std::string state_key(const OptimizerGroup& g, const std::string& key) {
   return g.name.empty() ? key : g.name + "/" + key;
 }
 
-static torch::Generator cpu_generator() { return at::detail::getDefaultCPUGenerator(); }
+// The device the model trains on (its parameters'), and the checkpoint names of a rank's
+// torch generator states: the CPU's, and the GPU's when training on one.
+static torch::Device model_device(torch::nn::Module& m) {
+  const auto params = m.parameters();
+  return params.empty() ? torch::Device(torch::kCPU) : params[0].device();
+}
+static std::string torch_rng_key(const char* which, int rank) {
+  return std::string("rng.torch_") + which + (rank == 0 ? "" : ".rank" + std::to_string(rank));
+}
 
 void Trainer::resume() {
   std::string dir = join_path(out_, "checkpoint-latest");
@@ -164,8 +182,7 @@ void Trainer::resume() {
   // (more ranks than before) starts fresh ones, derived from the seed, its rank and the step.
   const int rank = dist_ ? dist_->rank() : 0;
   const nlohmann::json ranks = st.value("data_rng_ranks", nlohmann::json::array());
-  const std::string torch_key = rank == 0 ? "rng.torch_cpu" : "rng.torch_cpu.rank" + std::to_string(rank);
-  auto it = ts.tensors.find(torch_key);
+  auto it = ts.tensors.find(torch_rng_key("cpu", rank));
   if (rank == 0) {
     data_rng_.set_state(json_field(st, "data_rng", state_json).get<std::string>());
     IMAGINE_CHECK(it != ts.tensors.end(), "the checkpoint is damaged",
@@ -175,12 +192,22 @@ void Trainer::resume() {
   } else {
     data_rng_ = Rng(rank_data_seed(seed_, rank, start_step_));
   }
-  if (it != ts.tensors.end()) {
-    auto gen = cpu_generator();
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    gen.set_state(it->second);
-  } else {
+  if (it != ts.tensors.end())
+    set_generator_state(torch::kCPU, it->second);
+  else
     seed_torch(rank_data_seed(seed_, rank, start_step_));
+  // A GPU's generator (dropout masks drawn on the device): restored when the checkpoint was
+  // written on a GPU, else seeded afresh for this rank and step.
+  const torch::Device device = model_device(task_.model());
+  if (device.is_cuda()) {
+    auto cuda = ts.tensors.find(torch_rng_key("cuda", rank));
+    if (cuda != ts.tensors.end()) {
+      set_generator_state(device, cuda->second);
+    } else {
+      auto gen = default_generator(device);
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      gen.set_current_seed(rank_data_seed(seed_, rank, start_step_));
+    }
   }
   // null (no evaluation before the checkpoint) means none yet; value() would throw on it.
   const nlohmann::json best_val = st.value("best_val_loss", nlohmann::json(nullptr));
@@ -246,16 +273,13 @@ static std::string tensor_bytes(const torch::Tensor& t) {
 
 void Trainer::save_latest(int64_t step, double elapsed) {
   // Rank 0 writes; the other ranks hand it their random-number states first.
-  std::vector<std::string> data_rngs, torch_rngs;
+  const torch::Device device = model_device(task_.model());
+  std::vector<std::string> data_rngs, torch_rngs, cuda_rngs;
   if (dist_) {
-    torch::Tensor mine;
-    {
-      auto gen = cpu_generator();
-      std::lock_guard<std::mutex> lock(gen.mutex());
-      mine = gen.get_state();
-    }
     data_rngs = dist_->gather_to_main("data_rng", data_rng_.state());
-    torch_rngs = dist_->gather_to_main("torch_rng", tensor_bytes(mine));
+    torch_rngs = dist_->gather_to_main("torch_rng", tensor_bytes(generator_state(torch::kCPU)));
+    if (device.is_cuda())
+      cuda_rngs = dist_->gather_to_main("torch_cuda_rng", tensor_bytes(generator_state(device)));
     if (!is_main()) return;
   }
   const std::string final_dir = join_path(out_, "checkpoint-latest");
@@ -270,16 +294,17 @@ void Trainer::save_latest(int64_t step, double elapsed) {
     opt_steps[groups_[i].name] = opts_[i].steps();
   }
   if (groups_.size() == 1) opt_steps = opts_[0].steps();
-  {
-    auto gen = cpu_generator();
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    state["rng.torch_cpu"] = gen.get_state();
-  }
-  for (size_t r = 1; r < torch_rngs.size(); r++) {
-    auto t = torch::empty({static_cast<int64_t>(torch_rngs[r].size())}, torch::kUInt8);
-    std::memcpy(t.data_ptr(), torch_rngs[r].data(), torch_rngs[r].size());
-    state["rng.torch_cpu.rank" + std::to_string(r)] = t;
-  }
+  state[torch_rng_key("cpu", 0)] = generator_state(torch::kCPU);
+  if (device.is_cuda()) state[torch_rng_key("cuda", 0)] = generator_state(device);
+  auto from_bytes = [](const std::string& b) {
+    auto t = torch::empty({static_cast<int64_t>(b.size())}, torch::kUInt8);
+    std::memcpy(t.data_ptr(), b.data(), b.size());
+    return t;
+  };
+  for (size_t r = 1; r < torch_rngs.size(); r++)
+    state[torch_rng_key("cpu", static_cast<int>(r))] = from_bytes(torch_rngs[r]);
+  for (size_t r = 1; r < cuda_rngs.size(); r++)
+    state[torch_rng_key("cuda", static_cast<int>(r))] = from_bytes(cuda_rngs[r]);
   const std::string model_bytes = safetensors_bytes(module_weights(task_.model()), {{"format", "pt"}});
   const std::string state_bytes = safetensors_bytes(state);
   write_file_atomic(join_path(tmp, "model.safetensors"), model_bytes);
@@ -353,11 +378,15 @@ TrainOutcome Trainer::run() {
   auto evaluate = [&](int64_t at_step) {
     model.eval();
     std::map<std::string, double> m;
+    std::string sample;
     {
-      compat::AutocastBf16 autocast(device, bf16);
-      m = task_.evaluate(recipe_.eval_iters);
+      SavedTorchRng keep;  // evaluating and sampling never move the training streams (CPU or GPU)
+      {
+        compat::AutocastBf16 autocast(device, bf16);
+        m = task_.evaluate(recipe_.eval_iters);
+      }
+      if (is_main()) sample = task_.eval_sample();
     }
-    std::string sample = is_main() ? task_.eval_sample() : "";
     model.train();
     val_loss = m.at("val_loss");
     nlohmann::json j = {{"step", at_step}, {"event", "eval"}, {"elapsed_s", prior_seconds_ + since(t_start)}};
@@ -416,6 +445,17 @@ TrainOutcome Trainer::run() {
       syncs.push_back(std::make_unique<GradientSync>(*dist_, ps, dist_->bucket_bytes));
     }
 
+  // --cuda-graph: the single group's whole step is captured once and replayed.
+  std::unique_ptr<CudaGraphStep> graphed;
+  if (recipe_.cuda_graph) {
+    IMAGINE_CHECK(groups_.size() == 1 && groups_[0].repeats == 1 && !dist_, "train without --cuda-graph",
+                  "--cuda-graph captures single-network, single-process training only");
+    std::vector<torch::Tensor> ps;
+    for (auto& [name, p] : groups_[0].params) ps.push_back(p);
+    graphed = std::make_unique<CudaGraphStep>(task_, opts_[0], ps, recipe_.grad_accum, recipe_.grad_clip,
+                                              bf16, device);
+  }
+
   model.train();
   const bool spent = out_of_time() && step < recipe_.steps;
   if (spent) progress.message("the --time-limit is used up already: evaluating and stopping");
@@ -424,11 +464,21 @@ TrainOutcome Trainer::run() {
     const double lr =
         lr_at(schedule_step(step), recipe_.lr, recipe_.min_lr, recipe_.warmup_steps, recipe_.decay_end());
     std::vector<double> group_loss(groups_.size(), 0.0);
-    double grad_norm = 0;
+    torch::Tensor grad_norm;  // on the device; read only when logged
     for (size_t g = 0; g < groups_.size(); g++) {
+      if (graphed) {
+        auto r = graphed->step(data_rng_, lr * groups_[g].lr_scale);
+        group_loss[g] = r.loss.item<double>();
+        grad_norm = r.grad_norm;
+        if (!std::isfinite(group_loss[g]))
+          throw Error(str("training diverged: loss is ", group_loss[g], " at step ", step + 1),
+                      "lower --lr or raise --warmup-steps; the last good checkpoint is in checkpoint-latest");
+        continue;
+      }
       for (int64_t rep = 0; rep < groups_[g].repeats; rep++) {
         opts_[g].zero_grad();
-        double loss_sum = 0;
+        // Summed on the device and read once per step: a GPU is not made to wait per micro-batch.
+        torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions(torch::kDouble).device(device));
         for (int64_t micro = 0; micro < recipe_.grad_accum; micro++) {
           torch::Tensor loss;
           {
@@ -437,9 +487,9 @@ TrainOutcome Trainer::run() {
           }
           if (dist_ && micro == recipe_.grad_accum - 1) syncs[g]->arm();  // all-reduce during backward
           (loss / static_cast<double>(recipe_.grad_accum)).backward();
-          loss_sum += loss.item<double>();
+          loss_sum += loss.detach().to(torch::kDouble);
         }
-        group_loss[g] = loss_sum / recipe_.grad_accum;
+        group_loss[g] = loss_sum.item<double>() / recipe_.grad_accum;
         if (dist_) group_loss[g] = syncs[g]->finish(group_loss[g]);  // the global batch's loss
         if (!std::isfinite(group_loss[g]))
           throw Error(str("training diverged: ", groups_[g].name.empty() ? "" : groups_[g].name + " ",
@@ -448,7 +498,7 @@ TrainOutcome Trainer::run() {
         if (recipe_.grad_clip > 0) {
           std::vector<torch::Tensor> ps;
           for (auto& [name, p] : groups_[g].params) ps.push_back(p);
-          grad_norm = torch::nn::utils::clip_grad_norm_(ps, recipe_.grad_clip);
+          grad_norm = clip_grad_norm(ps, recipe_.grad_clip);
         }
         opts_[g].step(lr * groups_[g].lr_scale);
       }
@@ -470,7 +520,7 @@ TrainOutcome Trainer::run() {
                           {"lr", lr},
                           {task_.unit() + "_per_s", rate},
                           {"elapsed_s", prior_seconds_ + since(t_start)}};
-      if (recipe_.grad_clip > 0) j["grad_norm"] = grad_norm;
+      if (grad_norm.defined()) j["grad_norm"] = grad_norm.item<double>();
       if (dist_)
         j["allreduce_bytes_per_step"] = dist_->bytes_all_reduced() / std::max<int64_t>(1, step - start_step_);
       if (groups_.size() > 1)
@@ -619,6 +669,12 @@ RunSetup start_run(const Options& given, const std::vector<std::string>& arch_ke
       has_flag && given.given("data-license") ? given.s("data-license") : "", s.previous);
   s.threads = set_threads(static_cast<int>(s.options.i("threads")));
   s.device = resolve_device(s.options.s("device"));
+  if (s.options.table && s.options.table->find("cuda-graph") && s.options.b("cuda-graph")) {
+    const std::string why = CudaGraphStep::unsupported_reason();
+    IMAGINE_CHECK(why.empty(), "train without --cuda-graph", "--cuda-graph: ", why);
+    IMAGINE_CHECK(s.device.is_cuda(), "pass --device cuda, or train without --cuda-graph",
+                  "--cuda-graph captures GPU work; this run trains on ", s.device.str());
+  }
   // One rank of several (torchrun's variables, or --nproc's launcher): meet the others. Every
   // rank has passed the --out check above before any of them can write there.
   const DistConfig dc = DistConfig::from_environment(
@@ -717,6 +773,7 @@ TrainRecipe recipe_from_options(const Options& o) {
   if (has("eval-iters")) r.eval_iters = o.i("eval-iters");
   if (has("log-every")) r.log_every = o.i("log-every");
   if (has("stop-at-loss")) r.stop_at_loss = o.f("stop-at-loss");
+  if (has("cuda-graph")) r.cuda_graph = o.b("cuda-graph");
   if (has("time-limit") && !o.s("time-limit").empty()) r.time_limit = parse_duration(o.s("time-limit"));
   IMAGINE_CHECK(r.min_lr <= r.lr, "pass --min-lr at most --lr", "--min-lr ", r.min_lr, " exceeds --lr ",
                 r.lr);

@@ -34,6 +34,7 @@ struct TrainRecipe {
   int64_t log_every = 10;          // metrics.jsonl / plain progress line cadence
   double stop_at_loss = 0;         // stop once validation loss <= this; 0 = off
   std::string precision = "fp32";  // "fp32" or "bf16" (autocast: bf16 matmuls, fp32 weights)
+  bool cuda_graph = false;         // capture the whole step as a CUDA graph (train/cuda_graph.h)
   // Wall-time budget in seconds (0 = off; resumed runs count their earlier time): the
   // schedule (warm-up, cosine decay) is laid over the budget instead of the steps, which
   // become a cap; training stops in time for a final evaluation and checkpoint.
@@ -63,6 +64,13 @@ class TrainTask {
   // Forward pass on one micro-batch drawn with `rng` for optimizer group `group`; returns the
   // mean loss (the trainer calls backward on it and steps that group's optimizer).
   virtual torch::Tensor micro_batch_loss(Rng& rng, size_t group) = 0;
+  // Whole-step CUDA-graph capture (train/cuda_graph.h) needs each micro-batch in fixed
+  // device buffers. A task that supports it draws micro-batch `slot` of the next step with
+  // `rng` into its buffers (stage_micro_batch: the same draws micro_batch_loss makes) and
+  // computes the loss from them (staged_loss), with no host reads in between.
+  virtual bool supports_staging() const { return false; }
+  virtual void stage_micro_batch(Rng& rng, size_t group, int64_t slot);
+  virtual torch::Tensor staged_loss(size_t group, int64_t slot);
   // After every training step (all groups stepped): EMA updates, periodic sample grids.
   virtual void after_step(int64_t step) {}
   virtual int64_t units_per_micro_batch() const = 0;  // tokens (or images): for throughput

@@ -18,8 +18,10 @@
 #include <vector>
 
 #include "../support/temp_dir.h"
+#include "core/compat.h"
 #include "core/error.h"
 #include "core/files.h"
+#include "core/runtime.h"
 #include "core/safetensors.h"
 #include "core/signals.h"
 #include "models/text_model.h"
@@ -211,6 +213,118 @@ TEST(AdamWOptimizer, StateRoundTripContinuesIdentically) {
   imagine::AdamW oc({{"p", c}}, cfg);
   EXPECT_THROW(oc.load_state(oa.state(), 3), imagine::Error);
   EXPECT_THROW(oc.load_state({}, 3), imagine::Error);
+}
+
+// The multi-tensor step (the GPU default) computes the loop's update: same moments, same
+// parameters up to rounding, over matrices, vectors and a parameter without a gradient.
+TEST(AdamWOptimizer, MultiTensorKernelMatchesTheLoop) {
+  torch::manual_seed(5);
+  imagine::AdamWConfig cfg;
+  cfg.weight_decay = 0.1;
+  auto make = [] {
+    return std::vector<torch::Tensor>{torch::randn({6, 4}), torch::randn({4}), torch::randn({3, 3})};
+  };
+  const auto init = make();
+  std::vector<torch::Tensor> a, b;
+  std::vector<std::pair<std::string, torch::Tensor>> na, nb;
+  for (size_t i = 0; i < init.size(); i++) {
+    a.push_back(init[i].clone().requires_grad_(true));
+    b.push_back(init[i].clone().requires_grad_(true));
+    na.push_back({"p" + std::to_string(i), a.back()});
+    nb.push_back({"p" + std::to_string(i), b.back()});
+  }
+  imagine::AdamW loop(na, cfg), multi(nb, cfg);
+  multi.set_kernel(imagine::AdamW::Kernel::kForEach);
+  EXPECT_EQ(loop.kernel(), imagine::AdamW::Kernel::kLoop);  // the CPU default
+  for (int step = 0; step < 20; step++) {
+    for (size_t i = 0; i < 2; i++) {  // p2 never gets a gradient: both leave it alone
+      auto g = torch::randn(init[i].sizes());
+      a[i].mutable_grad() = g.clone();
+      b[i].mutable_grad() = g.clone();
+    }
+    const double lr = 1e-2 * (1.0 + step % 3);
+    loop.step(lr);
+    multi.step(lr);
+  }
+  EXPECT_EQ(multi.steps(), 20);
+  for (size_t i = 0; i < init.size(); i++) {
+    EXPECT_TRUE(torch::allclose(a[i], b[i], 1e-5, 1e-6)) << "p" << i;
+    EXPECT_GT((a[i] - init[i]).abs().max().item<double>(), i < 2 ? 1e-3 : -1.0) << "p" << i << " moved";
+  }
+  EXPECT_TRUE(torch::equal(a[2], init[2]));
+  EXPECT_TRUE(torch::equal(b[2], init[2]));
+  auto sa = loop.state(), sb = multi.state();
+  for (auto& [k, v] : sa) EXPECT_TRUE(torch::allclose(v, sb.at(k), 1e-5, 1e-7)) << k;
+  // resumed from the loop's state (and weights), the multi-tensor step continues as the loop does
+  {
+    torch::NoGradGuard ng;
+    for (size_t i = 0; i < init.size(); i++) b[i].copy_(a[i]);
+  }
+  multi.load_state(sa, loop.steps());
+  for (int step = 0; step < 5; step++) {
+    auto g = torch::randn({6, 4});
+    a[0].mutable_grad() = g.clone();
+    b[0].mutable_grad() = g.clone();
+    loop.step(1e-2);
+    multi.step(1e-2);
+  }
+  EXPECT_TRUE(torch::allclose(a[0], b[0], 1e-6, 1e-7));
+  EXPECT_EQ(multi.steps(), 25);
+  if (!imagine::compat::kHasFusedAdamW) {
+    EXPECT_THROW(multi.set_kernel(imagine::AdamW::Kernel::kFused), imagine::Error);
+  }
+}
+
+TEST(ClipGradNorm, ScalesLikeTorchAndReturnsTheNormOnTheDevice) {
+  torch::manual_seed(6);
+  auto p = torch::randn({5, 5}).requires_grad_(true), q = torch::randn({7}).requires_grad_(true);
+  auto r = torch::randn({2}).requires_grad_(true);  // no gradient: ignored
+  p.mutable_grad() = torch::randn({5, 5}) * 3;
+  q.mutable_grad() = torch::randn({7}) * 3;
+  auto p2 = p.detach().clone().requires_grad_(true), q2 = q.detach().clone().requires_grad_(true);
+  p2.mutable_grad() = p.grad().clone();
+  q2.mutable_grad() = q.grad().clone();
+  const double want = torch::nn::utils::clip_grad_norm_({p2, q2}, 1.0);
+  auto got = imagine::clip_grad_norm({p, q, r}, 1.0);
+  EXPECT_EQ(got.dim(), 0);
+  EXPECT_DOUBLE_EQ(got.item<double>(), want);
+  EXPECT_GT(want, 1.0);  // it did clip
+  EXPECT_TRUE(torch::equal(p.grad(), p2.grad()));
+  EXPECT_TRUE(torch::equal(q.grad(), q2.grad()));
+  const double after = std::sqrt(p.grad().pow(2).sum().item<double>() + q.grad().pow(2).sum().item<double>());
+  EXPECT_NEAR(after, 1.0, 1e-5);
+  // below the limit the gradients are left exactly as they were
+  const auto before = p.grad().clone();
+  EXPECT_NEAR(imagine::clip_grad_norm({p, q}, 10.0).item<double>(), after, 1e-5);
+  EXPECT_TRUE(torch::equal(p.grad(), before));
+}
+
+// Evaluation runs inside SavedTorchRng: whatever it draws, the training stream continues
+// as if it had not run; ScopedTorchSeed makes the side computation itself repeatable.
+TEST(TorchRng, SavedStatesComeBackAndScopedSeedsRepeat) {
+  torch::manual_seed(7);
+  const auto expected = torch::rand({4});
+  torch::manual_seed(7);
+  torch::Tensor side1, side2;
+  {
+    imagine::SavedTorchRng keep;
+    torch::randn({1000});  // a sampling evaluation
+  }
+  {
+    imagine::ScopedTorchSeed seeded(99);
+    side1 = torch::rand({3});
+  }
+  {
+    imagine::ScopedTorchSeed seeded(99);
+    side2 = torch::rand({3});
+  }
+  EXPECT_TRUE(torch::equal(side1, side2));
+  EXPECT_TRUE(torch::equal(torch::rand({4}), expected));
+  // the checkpointed state round-trips through the byte tensor
+  auto st = imagine::generator_state(torch::kCPU);
+  const auto a = torch::rand({2});
+  imagine::set_generator_state(torch::kCPU, st);
+  EXPECT_TRUE(torch::equal(torch::rand({2}), a));
 }
 
 // ---- training runs ----
