@@ -102,7 +102,9 @@ def main():
     g, d = Generator(geo), Discriminator(geo)
     dcgan_init(g)
     dcgan_init(d)
-    g_ema = Generator(geo)
+    g.to(args.device)
+    d.to(args.device)
+    g_ema = Generator(geo).to(args.device)
     with torch.no_grad():
         for p_ema, p in zip(g_ema.parameters(), g.parameters()):
             p_ema.copy_(p)
@@ -124,11 +126,11 @@ def main():
     def step(i):
         # Discriminator
         opt_d.zero_grad()
-        x = common.images_to_float(images.index_select(0, batches[2 * i]))
+        x = common.images_to_float(common.to_device(args, images.index_select(0, batches[2 * i])))
         for p in d_params:
             p.requires_grad_(True)
         with common.autocast(args):
-            z = torch.randn(args.batch_size, geo.latent)
+            z = torch.randn(args.batch_size, geo.latent, device=args.device)
             real = x * 2.0 - 1.0
             with torch.no_grad():
                 fake = g(z)
@@ -141,7 +143,7 @@ def main():
         for p in d_params:
             p.requires_grad_(False)
         with common.autocast(args):
-            z = torch.randn(args.batch_size, geo.latent)
+            z = torch.randn(args.batch_size, geo.latent, device=args.device)
             g_loss = F.softplus(-d(g(z))).mean()
         g_loss.backward()
         g_value = g_loss.item()

@@ -131,7 +131,15 @@ def parser(description, width, latent, lr):
                     help="bf16 = torch.autocast('cpu', torch.bfloat16) around the losses, as imagine's")
     ap.add_argument("--data-rng", choices=["imagine", "torch"], default="imagine",
                     help="imagine: the same batches as imagine (its RNG, seeded alike); torch: a torch generator")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     return ap
+
+
+def to_device(args, host):
+    """A batch on --device: on a GPU through pinned memory without blocking, as imagine copies."""
+    if torch.device(args.device).type == "cpu":
+        return host
+    return host.pin_memory().to(args.device, non_blocking=True)
 
 
 def log(msg):
@@ -152,7 +160,7 @@ def setup(args):
 
 
 def autocast(args):
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16")
+    return torch.autocast(torch.device(args.device).type, dtype=torch.bfloat16, enabled=args.precision == "bf16")
 
 
 def train(args, model_name, images, threads, params, step_fn):
@@ -180,6 +188,7 @@ def train(args, model_name, images, threads, params, step_fn):
     out = {
         "impl": "pytorch-python",
         "model": model_name,
+        "device": args.device,
         "torch": torch.__version__,
         "threads": threads,
         "precision": args.precision,

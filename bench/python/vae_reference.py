@@ -67,7 +67,7 @@ def main():
     images, threads = common.setup(args)
     geo = common.Geometry(images.size(1), args.size, args.width, args.latent)
 
-    model = VAE(geo)
+    model = VAE(geo).to(args.device)
     n_params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
     batches = common.draw_batches(args.data_rng, args.seed ^ 0x5EEDDA7A, args.steps, args.batch_size, images.size(0))
@@ -79,7 +79,7 @@ def main():
 
     def step(i):
         opt.zero_grad()
-        x = common.images_to_float(images.index_select(0, batches[i]))
+        x = common.images_to_float(common.to_device(args, images.index_select(0, batches[i])))
         with common.autocast(args):
             loss = model.loss(x, args.beta)
         loss.backward()
