@@ -363,8 +363,7 @@ TrainOutcome Trainer::run() {
   make_dirs(out_);
   TrainOutcome out;
   auto& model = task_.model();
-  const auto params = model.parameters();
-  const torch::Device device = params.empty() ? torch::Device(torch::kCPU) : params[0].device();
+  const torch::Device device = model_device(model);
   const bool bf16 = recipe_.precision == "bf16";
   Progress progress(recipe_.steps, recipe_.log_every, quiet_ || !is_main(), "train");
   const auto t_start = std::chrono::steady_clock::now();
