@@ -96,6 +96,7 @@ int info(const Args& args) {
       std::printf("model:        %s (music GPT, %lld layers, %lld wide, context %lld events, %lld parameters)\n",
                   dir.c_str(), (long long)a["n_layer"].get<int64_t>(), (long long)a["n_embd"].get<int64_t>(),
                   (long long)a["block_size"].get<int64_t>(), (long long)m.gpt->num_parameters(false));
+      std::printf("options:      %s\n", m.gpt->config.describe_options().c_str());
       std::printf("events:       %d tokens, %.0f ms grid, %d velocity levels\n", m.vocab.size(),
                   m.vocab.step_seconds * 1000, m.vocab.velocity_bins);
       const auto best = training.value("best_val_loss", nlohmann::json(nullptr));
@@ -133,6 +134,7 @@ int info(const Args& args) {
               (long long)a["n_layer"].get<int64_t>(), (long long)a["n_head"].get<int64_t>(),
               (long long)a["n_embd"].get<int64_t>(), (long long)a["block_size"].get<int64_t>(),
               a["dropout"].get<double>(), a["bias"].get<bool>() ? "yes" : "no");
+  std::printf("options:      %s\n", m.gpt->config.describe_options().c_str());
   std::printf("parameters:   %lld (%lld without position embeddings)\n", (long long)m.gpt->num_parameters(false),
               (long long)m.gpt->num_parameters(true));
   std::printf("tokenizer:    %s, %d tokens\n", m.tokenizer->kind().c_str(), m.tokenizer->vocab_size());

@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
+#include <sstream>
 
 #include "core/error.h"
 #include "core/safetensors.h"
@@ -13,8 +15,36 @@
 namespace imagine {
 
 nlohmann::json GPTConfig::to_json() const {
-  return {{"vocab_size", vocab_size}, {"block_size", block_size}, {"n_layer", n_layer}, {"n_head", n_head},
-          {"n_embd", n_embd},         {"dropout", dropout},       {"bias", bias}};
+  return {{"vocab_size", vocab_size}, {"block_size", block_size},       {"n_layer", n_layer},
+          {"n_head", n_head},         {"n_embd", n_embd},               {"dropout", dropout},
+          {"bias", bias},             {"pos", pos},                     {"rope_base", rope_base},
+          {"norm", norm},             {"qk_norm", qk_norm},             {"mlp", mlp},
+          {"tied_head", tied_head},   {"zero_init", zero_init},         {"logit_softcap", logit_softcap}};
+}
+
+std::string GPTConfig::describe_options() const {
+  std::ostringstream os;
+  os << (pos == "rope" ? "rotary positions (base " : "learned positions");
+  if (pos == "rope") os << rope_base << ")";
+  os << ", " << (norm == "rmsnorm" ? "RMSNorm" : "LayerNorm") << (qk_norm ? ", QK-norm" : "") << ", "
+     << (mlp == "relu2" ? "ReLU² MLP" : "GELU MLP") << ", " << (tied_head ? "tied head" : "untied head")
+     << (zero_init ? ", zero-initialised projections" : "");
+  if (logit_softcap > 0) os << ", logits soft-capped at " << logit_softcap;
+  return os.str();
+}
+
+nn::BlockOptions GPTConfig::block_options() const {
+  nn::BlockOptions o;
+  o.n_embd = n_embd;
+  o.n_head = n_head;
+  o.dropout = dropout;
+  o.bias = bias;
+  o.rms_norm = norm == "rmsnorm";
+  o.qk_norm = qk_norm;
+  o.rope = pos == "rope";
+  o.rope_base = rope_base;
+  o.relu2 = mlp == "relu2";
+  return o;
 }
 
 GPTConfig GPTConfig::from_json(const nlohmann::json& j) {
@@ -27,6 +57,14 @@ GPTConfig GPTConfig::from_json(const nlohmann::json& j) {
     c.n_embd = j.at("n_embd").get<int64_t>();
     c.dropout = j.at("dropout").get<double>();
     c.bias = j.at("bias").get<bool>();
+    c.pos = j.value("pos", c.pos);
+    c.rope_base = j.value("rope_base", c.rope_base);
+    c.norm = j.value("norm", c.norm);
+    c.qk_norm = j.value("qk_norm", c.qk_norm);
+    c.mlp = j.value("mlp", c.mlp);
+    c.tied_head = j.value("tied_head", c.tied_head);
+    c.zero_init = j.value("zero_init", c.zero_init);
+    c.logit_softcap = j.value("logit_softcap", c.logit_softcap);
   } catch (const std::exception& e) {
     throw Error(std::string("invalid GPT architecture in config.json: ") + e.what(),
                 "the model directory is damaged or was written by another tool");
@@ -44,33 +82,68 @@ void GPTConfig::validate() const {
   IMAGINE_CHECK(n_embd % n_head == 0, "choose n_embd as a multiple of n_head", "n_embd (", n_embd,
                 ") is not divisible by n_head (", n_head, ")");
   IMAGINE_CHECK(dropout >= 0 && dropout < 1, hint, "dropout ", dropout, " must be in [0, 1)");
+  IMAGINE_CHECK(pos == "learned" || pos == "rope", "use --pos learned or rope", "unknown position encoding '",
+                pos, "'");
+  IMAGINE_CHECK(pos != "rope" || (n_embd / n_head) % 2 == 0, "choose n_embd / n_head even",
+                "RoPE needs an even head size; ", n_embd, " / ", n_head, " is odd");
+  IMAGINE_CHECK(rope_base > 1 && rope_base <= 1e9, hint, "rope_base ", rope_base, " out of range");
+  IMAGINE_CHECK(norm == "layernorm" || norm == "rmsnorm", "use --norm layernorm or rmsnorm", "unknown norm '",
+                norm, "'");
+  IMAGINE_CHECK(mlp == "gelu" || mlp == "relu2", "use --mlp gelu or relu2", "unknown MLP activation '", mlp,
+                "'");
+  IMAGINE_CHECK(logit_softcap >= 0 && logit_softcap <= 1e4, hint, "logit_softcap ", logit_softcap,
+                " must be in [0, 10000] (0 = off)");
 }
 
 GPTImpl::GPTImpl(const GPTConfig& cfg) : config(cfg) {
   config.validate();
   wte = register_module("wte", torch::nn::Embedding(config.vocab_size, config.n_embd));
-  wpe = register_module("wpe", torch::nn::Embedding(config.block_size, config.n_embd));
+  if (config.pos == "learned")
+    wpe = register_module("wpe", torch::nn::Embedding(config.block_size, config.n_embd));
   drop = register_module("drop", torch::nn::Dropout(config.dropout));
   h = register_module("h", torch::nn::ModuleList());
+  const nn::BlockOptions bo = config.block_options();
   for (int64_t i = 0; i < config.n_layer; i++) {
-    blocks.push_back(nn::Block(config.n_embd, config.n_head, config.dropout, config.bias));
+    blocks.push_back(nn::Block(bo));
     h->push_back(blocks.back());
   }
-  ln_f = register_module("ln_f", nn::LayerNorm(config.n_embd, config.bias));
+  ln_f = register_module("ln_f", nn::LayerNorm(config.n_embd, config.bias, bo.rms_norm));
+  if (!config.tied_head)
+    lm_head = register_module(
+        "lm_head", torch::nn::Linear(torch::nn::LinearOptions(config.n_embd, config.vocab_size).bias(false)));
 
+  // The parameters are initialised in registration order from torch's generator, so a model
+  // with the default options draws exactly what it always did.
   torch::NoGradGuard no_grad;
   const double proj_std = 0.02 / std::sqrt(2.0 * config.n_layer);
+  auto ends_with = [](const std::string& s, const char* tail) {
+    const size_t n = std::strlen(tail);
+    return s.size() >= n && s.compare(s.size() - n, n, tail) == 0;
+  };
   for (auto& p : named_parameters()) {
     const std::string& name = p.key();
     auto& t = p.value();
-    if (name.find("ln_") != std::string::npos) continue;  // LayerNorm keeps ones / zeros
-    if (t.dim() == 1)
+    if (name.find("ln_") != std::string::npos) continue;  // norms keep ones / zeros
+    const bool output = ends_with(name, "c_proj.weight") || name == "lm_head.weight";
+    if (t.dim() == 1 || (config.zero_init && output))
       t.zero_();
-    else if (name.size() >= 13 && name.compare(name.size() - 13, 13, "c_proj.weight") == 0)
+    else if (ends_with(name, "c_proj.weight"))
       t.normal_(0.0, proj_std);
     else
       t.normal_(0.0, 0.02);
   }
+}
+
+torch::Tensor GPTImpl::cap(const torch::Tensor& logits) const {
+  if (config.logit_softcap <= 0) return logits;
+  const double c = config.logit_softcap;
+  return torch::tanh(logits.to(torch::kFloat) / c) * c;
+}
+
+// The RoPE angles of positions `pos` (a RoPE model; empty otherwise).
+static nn::RopeAngles angles_for(const GPTConfig& c, const torch::Tensor& pos) {
+  if (c.pos != "rope") return {};
+  return nn::rope_angles(pos, c.n_embd / c.n_head, c.rope_base);
 }
 
 torch::Tensor GPTImpl::forward(const torch::Tensor& idx, KVCache* cache) {
@@ -79,10 +152,11 @@ torch::Tensor GPTImpl::forward(const torch::Tensor& idx, KVCache* cache) {
   IMAGINE_CHECK(past + T <= config.block_size, "crop the input to the model's context", "sequence of ",
                 past + T, " tokens exceeds the context of ", config.block_size);
   auto pos = torch::arange(past, past + T, torch::TensorOptions().dtype(torch::kLong).device(idx.device()));
-  auto x = drop(wte(idx) + wpe(pos));  // (B, T, C)
-  for (size_t i = 0; i < blocks.size(); i++) x = blocks[i](x, cache ? &(*cache)[i] : nullptr);
+  auto x = drop(wpe ? wte(idx) + wpe(pos) : wte(idx));  // (B, T, C)
+  const nn::RopeAngles rope = angles_for(config, pos);
+  for (size_t i = 0; i < blocks.size(); i++) x = blocks[i]->forward(x, cache ? &(*cache)[i] : nullptr, rope);
   x = ln_f(x);
-  return torch::nn::functional::linear(x, wte->weight);  // (B, T, vocab), head tied to wte
+  return cap(torch::nn::functional::linear(x, head_weight()));  // (B, T, vocab)
 }
 
 void BatchCache::move(int64_t from, int64_t to) {
@@ -111,7 +185,7 @@ BatchCache GPTImpl::new_batch_cache(int64_t rows, torch::ScalarType weights) con
                 "unsupported decoding weight type");
   // (to(kFloat) keeps float32 matrices as they are: no copies.)
   for (const auto& b : blocks) c.weights.push_back(b->step_weights().to(weights));
-  c.head = nn::StepLinear::of(wte->weight, torch::Tensor()).to(weights);
+  c.head = nn::StepLinear::of(head_weight(), torch::Tensor()).to(weights);
   return c;
 }
 
@@ -147,11 +221,12 @@ torch::Tensor GPTImpl::forward_step(const std::vector<int64_t>& tokens, const st
     step.mask = torch::tensor(mask).view({B, 1, 1, step.span}).to(wte->weight.options());
   }
   auto idx = torch::tensor(tokens, longs).to(device);
-  auto x = wte(idx) + wpe(step.pos);  // (B, C)
+  auto x = wpe ? wte(idx) + wpe(step.pos) : wte(idx);  // (B, C)
+  step.rope = angles_for(config, step.pos);
   for (size_t i = 0; i < blocks.size(); i++)
     x = blocks[i]->forward_step(x, cache.layers[i], step, cache.weights[i]);
   for (int64_t r : rows) cache.length[static_cast<size_t>(r)]++;
-  return cache.head(ln_f(x));  // (B, vocab)
+  return cap(cache.head(ln_f(x)));  // (B, vocab)
 }
 
 torch::Tensor GPTImpl::prefill_row(const std::vector<int64_t>& tokens, int64_t row, BatchCache& cache) {
@@ -162,13 +237,16 @@ torch::Tensor GPTImpl::prefill_row(const std::vector<int64_t>& tokens, int64_t r
   IMAGINE_CHECK(!is_training(), "call eval() before decoding", "prefill_row encodes without dropout");
   const torch::Device device = wte->weight.device();
   const auto longs = torch::TensorOptions().dtype(torch::kLong).device(device);
-  auto x = wte(torch::tensor(tokens, torch::kLong).to(device)) + wpe(torch::arange(T, longs));  // (T, C)
+  const auto pos = torch::arange(T, longs);
+  auto x = wte(torch::tensor(tokens, torch::kLong).to(device));  // (T, C)
+  if (wpe) x = x + wpe(pos);
+  const nn::RopeAngles rope = angles_for(config, pos);
   for (size_t i = 0; i < blocks.size(); i++) {
     const bool last = i + 1 == blocks.size();  // only the last position's output is needed there
-    x = blocks[i]->forward_prefill(x, cache.layers[i], row, cache.weights[i], last);
+    x = blocks[i]->forward_prefill(x, cache.layers[i], row, cache.weights[i], last, rope);
   }
   cache.length[static_cast<size_t>(row)] = T;
-  return cache.head(ln_f(x))[0];  // (vocab)
+  return cap(cache.head(ln_f(x)))[0];  // (vocab)
 }
 
 torch::Tensor GPTImpl::loss(const torch::Tensor& idx, const torch::Tensor& targets) {
@@ -179,7 +257,7 @@ torch::Tensor GPTImpl::loss(const torch::Tensor& idx, const torch::Tensor& targe
 int64_t GPTImpl::num_parameters(bool exclude_positions) const {
   int64_t n = 0;
   for (auto& p : parameters()) n += p.numel();
-  if (exclude_positions) n -= wpe->weight.numel();
+  if (exclude_positions && wpe) n -= wpe->weight.numel();
   return n;
 }
 

@@ -1,6 +1,8 @@
-// GPT: a decoder-only Transformer (pre-LayerNorm, learned positions, GELU MLP, output head
-// tied to the token embedding, dropout). One implementation serves text and music tokens.
-// Leaves out: rotary positions, grouped-query attention, mixed precision.
+// GPT: a decoder-only Transformer. By default GPT-2's: pre-LayerNorm, learned positions,
+// GELU MLP, output head tied to the token embedding, dropout. Options (config.json, each
+// independent): rotary positions, RMSNorm, QK-norm, ReLU² MLP, an untied output head,
+// zero-initialised output projections, logit soft-capping. One implementation serves text
+// and music tokens. Leaves out: grouped-query attention.
 #pragma once
 #include <torch/torch.h>
 
@@ -22,7 +24,19 @@ struct GPTConfig {
   int64_t n_embd = 128;      // embedding width; divisible by n_head
   double dropout = 0.0;      // on embeddings, attention output and MLP output while training
   bool bias = true;          // biases in Linear and LayerNorm layers
+  // Options; a config.json without them (written before they existed) gets these defaults.
+  std::string pos = "learned";  // "learned" (wpe) or "rope" (rotary, no position weights)
+  double rope_base = 10000;     // RoPE's frequency base
+  std::string norm = "layernorm";  // "layernorm" or "rmsnorm"
+  bool qk_norm = false;            // RMS-normalise queries and keys per head
+  std::string mlp = "gelu";        // "gelu" or "relu2"
+  bool tied_head = true;           // output head = the token embedding; false: its own matrix
+  bool zero_init = false;          // output projections (c_proj, an untied head) start at zero
+  double logit_softcap = 0;        // logits -> cap * tanh(logits / cap); 0 = off
 
+  nn::BlockOptions block_options() const;
+  // The options in words ("learned positions, LayerNorm, GELU MLP, tied head"), for `info`.
+  std::string describe_options() const;
   nlohmann::json to_json() const;
   static GPTConfig from_json(const nlohmann::json& j);  // validates
   void validate() const;                                // throws imagine::Error
@@ -39,7 +53,7 @@ using KVCache = std::vector<nn::LayerCache>;
 struct BatchCache {
   std::vector<nn::RowsCache> layers;
   std::vector<nn::StepWeights> weights;  // per block
-  nn::StepLinear head;                   // the tied output head (vocab, C) and its transpose
+  nn::StepLinear head;                   // the output head (vocab, C) and its transpose
   std::vector<int64_t> length;
   int64_t rows() const { return static_cast<int64_t>(length.size()); }
   // Row `to` takes over row `from` (which keeps its stale values: it is free now).
@@ -71,8 +85,14 @@ struct GPTImpl : torch::nn::Module {
   BatchCache new_batch_cache(int64_t rows, torch::ScalarType weights = torch::kFloat) const;
   int64_t num_parameters(bool exclude_positions = true) const;
 
+  // The output head's matrix (vocab, C): wte's, or lm_head's when untied.
+  const torch::Tensor& head_weight() const { return config.tied_head ? wte->weight : lm_head->weight; }
+  // Logit soft-capping (identity when off): float32 logits.
+  torch::Tensor cap(const torch::Tensor& logits) const;
+
   GPTConfig config;
-  torch::nn::Embedding wte{nullptr}, wpe{nullptr};
+  torch::nn::Embedding wte{nullptr}, wpe{nullptr};  // wpe: learned positions only
+  torch::nn::Linear lm_head{nullptr};               // untied head only
   torch::nn::Dropout drop{nullptr};
   torch::nn::ModuleList h{nullptr};
   std::vector<nn::Block> blocks;  // the same modules as h, typed

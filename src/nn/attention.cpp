@@ -4,34 +4,75 @@
 
 #include "core/compat.h"
 
+#include <tuple>
+
 namespace imagine::nn {
 
 namespace F = torch::nn::functional;
 
-LayerNormImpl::LayerNormImpl(int64_t n_, bool with_bias) : n(n_) {
+RopeAngles rope_angles(const torch::Tensor& pos, int64_t head_dim, double base) {
+  TORCH_CHECK(head_dim % 2 == 0, "RoPE needs an even head size");
+  const auto dbl = torch::TensorOptions().dtype(torch::kDouble).device(pos.device());
+  // frequency i = base^(-2i / D), i = 0 .. D/2 - 1
+  auto inv_freq = torch::pow(base, torch::arange(0, head_dim, 2, dbl) / -static_cast<double>(head_dim));
+  auto angles = pos.to(torch::kDouble).unsqueeze(-1) * inv_freq;  // (..., D/2)
+  return {torch::cos(angles).to(torch::kFloat), torch::sin(angles).to(torch::kFloat)};
+}
+
+torch::Tensor rope_rotate(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
+  const int64_t h = x.size(-1) / 2;
+  auto c = cos.to(x.scalar_type()), s = sin.to(x.scalar_type());
+  auto x1 = x.narrow(-1, 0, h), x2 = x.narrow(-1, h, h);
+  return torch::cat({x1 * c - x2 * s, x1 * s + x2 * c}, -1);
+}
+
+torch::Tensor rms_normalize(const torch::Tensor& x, double eps) {
+  auto f = x.to(torch::kFloat);
+  return (f * torch::rsqrt(f.pow(2).mean(-1, true) + eps)).to(x.scalar_type());
+}
+
+LayerNormImpl::LayerNormImpl(int64_t n_, bool with_bias, bool rms_) : n(n_), rms(rms_) {
   weight = register_parameter("weight", torch::ones({n}));
-  if (with_bias) bias = register_parameter("bias", torch::zeros({n}));
+  if (with_bias && !rms) bias = register_parameter("bias", torch::zeros({n}));
 }
 
 torch::Tensor LayerNormImpl::forward(const torch::Tensor& x) {
+  if (rms) return rms_normalize(x) * weight;
   return torch::layer_norm(x, {n}, weight, bias, 1e-5);
 }
 
-CausalSelfAttentionImpl::CausalSelfAttentionImpl(int64_t n_embd_, int64_t n_head_, double dropout_, bool bias)
-    : n_head(n_head_), n_embd(n_embd_), dropout(dropout_) {
+CausalSelfAttentionImpl::CausalSelfAttentionImpl(const BlockOptions& o)
+    : n_head(o.n_head), n_embd(o.n_embd), dropout(o.dropout), qk_norm(o.qk_norm), rope(o.rope) {
   TORCH_CHECK(n_embd % n_head == 0, "n_embd must be divisible by n_head");
   c_attn =
-      register_module("c_attn", torch::nn::Linear(torch::nn::LinearOptions(n_embd, 3 * n_embd).bias(bias)));
-  c_proj = register_module("c_proj", torch::nn::Linear(torch::nn::LinearOptions(n_embd, n_embd).bias(bias)));
+      register_module("c_attn", torch::nn::Linear(torch::nn::LinearOptions(n_embd, 3 * n_embd).bias(o.bias)));
+  c_proj =
+      register_module("c_proj", torch::nn::Linear(torch::nn::LinearOptions(n_embd, n_embd).bias(o.bias)));
   resid_drop = register_module("resid_drop", torch::nn::Dropout(dropout));
 }
 
-torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, LayerCache* cache) {
+std::pair<torch::Tensor, torch::Tensor> CausalSelfAttentionImpl::position(torch::Tensor q, torch::Tensor k,
+                                                                          const RopeAngles& angles) const {
+  if (qk_norm) {
+    q = rms_normalize(q);
+    k = rms_normalize(k);
+  }
+  if (rope) {
+    TORCH_CHECK(angles.defined(), "a RoPE model's attention needs the positions' angles");
+    q = rope_rotate(q, angles.cos, angles.sin);
+    k = rope_rotate(k, angles.cos, angles.sin);
+  }
+  return {q, k};
+}
+
+torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, LayerCache* cache,
+                                               const RopeAngles& angles) {
   const int64_t B = x.size(0), T = x.size(1), C = x.size(2), hd = C / n_head;
   auto qkv = c_attn(x).split(n_embd, 2);                     // 3 x (B, T, C)
   auto q = qkv[0].view({B, T, n_head, hd}).transpose(1, 2);  // (B, H, T, D)
   auto k = qkv[1].view({B, T, n_head, hd}).transpose(1, 2);
   auto v = qkv[2].view({B, T, n_head, hd}).transpose(1, 2);
+  if (qk_norm || rope) std::tie(q, k) = position(q, k, angles);
   if (cache) {
     if (cache->k.defined()) {
       k = torch::cat({cache->k, k}, 2);
@@ -51,7 +92,13 @@ torch::Tensor CausalSelfAttentionImpl::step_attention(const torch::Tensor& qkv, 
   const int64_t B = qkv.size(0), C = n_embd, hd = C / n_head;
   TORCH_CHECK(step.rows.size(0) == B, "step_attention: one token per row");
   auto q = qkv.narrow(1, 0, C).view({B, n_head, 1, hd});
-  cache.k.index_put_({step.rows, Slice(), step.pos}, qkv.narrow(1, C, C).view({B, n_head, hd}));
+  auto k_new = qkv.narrow(1, C, C).view({B, n_head, 1, hd});
+  if (qk_norm || rope) {
+    RopeAngles a;
+    if (rope) a = {step.rope.cos.view({B, 1, 1, hd / 2}), step.rope.sin.view({B, 1, 1, hd / 2})};
+    std::tie(q, k_new) = position(q, k_new, a);
+  }
+  cache.k.index_put_({step.rows, Slice(), step.pos}, k_new.view({B, n_head, hd}));
   cache.v.index_put_({step.rows, Slice(), step.pos}, qkv.narrow(1, 2 * C, C).view({B, n_head, hd}));
   auto k = cache.k.narrow(2, 0, step.span), v = cache.v.narrow(2, 0, step.span);  // (rows, H, span, D)
   if (step.prefix) {
@@ -64,24 +111,29 @@ torch::Tensor CausalSelfAttentionImpl::step_attention(const torch::Tensor& qkv, 
   return compat::attention_masked(q, k, v, step.mask).view({B, C});  // (B, H, 1, D) -> (B, C)
 }
 
-MLPImpl::MLPImpl(int64_t n_embd, double dropout, bool bias) {
-  c_fc = register_module("c_fc", torch::nn::Linear(torch::nn::LinearOptions(n_embd, 4 * n_embd).bias(bias)));
-  c_proj =
-      register_module("c_proj", torch::nn::Linear(torch::nn::LinearOptions(4 * n_embd, n_embd).bias(bias)));
-  drop = register_module("drop", torch::nn::Dropout(dropout));
+MLPImpl::MLPImpl(const BlockOptions& o) : relu2(o.relu2) {
+  c_fc = register_module("c_fc",
+                         torch::nn::Linear(torch::nn::LinearOptions(o.n_embd, 4 * o.n_embd).bias(o.bias)));
+  c_proj = register_module("c_proj",
+                           torch::nn::Linear(torch::nn::LinearOptions(4 * o.n_embd, o.n_embd).bias(o.bias)));
+  drop = register_module("drop", torch::nn::Dropout(o.dropout));
 }
 
-torch::Tensor MLPImpl::forward(const torch::Tensor& x) { return drop(c_proj(torch::gelu(c_fc(x)))); }
-
-BlockImpl::BlockImpl(int64_t n_embd, int64_t n_head, double dropout, bool bias) {
-  ln_1 = register_module("ln_1", LayerNorm(n_embd, bias));
-  attn = register_module("attn", CausalSelfAttention(n_embd, n_head, dropout, bias));
-  ln_2 = register_module("ln_2", LayerNorm(n_embd, bias));
-  mlp = register_module("mlp", MLP(n_embd, dropout, bias));
+torch::Tensor MLPImpl::act(const torch::Tensor& x) const {
+  return relu2 ? torch::relu(x).square() : torch::gelu(x);
 }
 
-torch::Tensor BlockImpl::forward(const torch::Tensor& x0, LayerCache* cache) {
-  auto x = x0 + attn(ln_1(x0), cache);
+torch::Tensor MLPImpl::forward(const torch::Tensor& x) { return drop(c_proj(act(c_fc(x)))); }
+
+BlockImpl::BlockImpl(const BlockOptions& o) {
+  ln_1 = register_module("ln_1", LayerNorm(o.n_embd, o.bias, o.rms_norm));
+  attn = register_module("attn", CausalSelfAttention(o));
+  ln_2 = register_module("ln_2", LayerNorm(o.n_embd, o.bias, o.rms_norm));
+  mlp = register_module("mlp", MLP(o));
+}
+
+torch::Tensor BlockImpl::forward(const torch::Tensor& x0, LayerCache* cache, const RopeAngles& rope) {
+  auto x = x0 + attn->forward(ln_1(x0), cache, rope);
   return x + mlp(ln_2(x));
 }
 
@@ -115,7 +167,7 @@ torch::Tensor StepLinear::operator()(const torch::Tensor& x) const {
 // The rest of a block after attention, with step weights: x0 + proj(att), then the MLP.
 torch::Tensor BlockImpl::step_tail(const torch::Tensor& x0, const torch::Tensor& att, const StepWeights& w) {
   auto x = x0 + w.attn_proj(att);
-  return x + w.proj(torch::gelu(w.fc(ln_2(x))));
+  return x + w.proj(mlp->act(w.fc(ln_2(x))));
 }
 
 torch::Tensor BlockImpl::forward_step(const torch::Tensor& x0, RowsCache& cache, const RowsStep& step,
@@ -124,17 +176,17 @@ torch::Tensor BlockImpl::forward_step(const torch::Tensor& x0, RowsCache& cache,
 }
 
 torch::Tensor BlockImpl::forward_prefill(const torch::Tensor& x0, RowsCache& cache, int64_t row,
-                                         const StepWeights& w, bool last_only) {
+                                         const StepWeights& w, bool last_only, const RopeAngles& rope) {
   const int64_t T = x0.size(0), C = x0.size(1), H = attn->n_head, hd = C / H;
   auto qkv = w.attn(ln_1(x0));  // (T, 3C)
   auto heads = [&](int64_t i) {
     return qkv.narrow(1, i * C, C).view({T, H, hd}).transpose(0, 1);
   };  // (H, T, D)
-  auto k = heads(1), v = heads(2);
+  auto q = heads(0), k = heads(1), v = heads(2);
+  if (attn->qk_norm || attn->rope) std::tie(q, k) = attn->position(q, k, rope);
   cache.k[row].narrow(1, 0, T).copy_(k);
   cache.v[row].narrow(1, 0, T).copy_(v);
-  auto y =
-      compat::attention(heads(0).unsqueeze(0), k.unsqueeze(0), v.unsqueeze(0), /*causal=*/true, 0.0, false);
+  auto y = compat::attention(q.unsqueeze(0), k.unsqueeze(0), v.unsqueeze(0), /*causal=*/true, 0.0, false);
   y = y[0].transpose(0, 1).reshape({T, C});  // (T, C)
   if (last_only) return step_tail(x0.narrow(0, T - 1, 1), y.narrow(0, T - 1, 1), w);
   return step_tail(x0, y, w);

@@ -1,8 +1,10 @@
-// Multi-head causal self-attention with an optional KV cache, and the pre-LayerNorm
-// Transformer block built on it. Shared by every Transformer family (text, music).
+// Multi-head causal self-attention with an optional KV cache, and the pre-norm Transformer
+// block built on it, with the options of BlockOptions (RMSNorm, QK-norm, RoPE, ReLU²).
+// Shared by every Transformer family (text, music).
 #pragma once
 #include <torch/torch.h>
 
+#include <utility>
 #include <vector>
 
 namespace imagine::nn {
@@ -19,6 +21,20 @@ struct LayerCache {
 struct RowsCache {
   torch::Tensor k, v;
 };
+
+// Rotary position embeddings: the cos and sin of position x frequency, (..., D/2) for the
+// positions `pos` (any shape, long). Computed in double, returned as float32.
+struct RopeAngles {
+  torch::Tensor cos, sin;
+  bool defined() const { return cos.defined(); }
+};
+RopeAngles rope_angles(const torch::Tensor& pos, int64_t head_dim, double base);
+// Rotates the last dimension of x (..., D) in two halves by angles broadcastable to
+// (..., D/2): (x1, x2) -> (x1 cos - x2 sin, x1 sin + x2 cos). Attention scores between a
+// rotated query at position p and key at q then depend on p - q only.
+torch::Tensor rope_rotate(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
+// x / rms(x) over the last dimension, in float32, returned in x's dtype (QK-norm).
+torch::Tensor rms_normalize(const torch::Tensor& x, double eps = 1e-6);
 
 // One Linear layer as a decoding step multiplies by it, in the layout each case wants:
 // several rows x (B, in) @ t with t transposed to (in, out) and contiguous, a plain GEMM
@@ -50,55 +66,77 @@ struct StepWeights {
 // 0..pos[b]. Built once per step and shared by every layer.
 struct RowsStep {
   torch::Tensor rows, pos;  // (B) long
+  RopeAngles rope;          // the angles of pos, (B, D/2), for RoPE models
   bool prefix = false;      // rows are 0..B-1: the cache is read through views, not gathered
   int64_t span = 0;         // max(pos) + 1: the positions read
   torch::Tensor mask;       // (B, 1, 1, span) additive, 0 / -inf; undefined when every pos is equal
 };
 
+// What a Transformer block is made of. The defaults are GPT-2's (and every model directory
+// written before these options existed): LayerNorm, learned positions (added by the model,
+// not the block), GELU MLP.
+struct BlockOptions {
+  int64_t n_embd = 128, n_head = 4;
+  double dropout = 0.0;
+  bool bias = true;
+  bool rms_norm = false;     // RMSNorm (a learned scale, no mean, no bias) instead of LayerNorm
+  bool qk_norm = false;      // queries and keys RMS-normalised per head before attention
+  bool rope = false;         // rotary position embeddings on queries and keys
+  double rope_base = 10000;  // RoPE's frequency base
+  bool relu2 = false;        // MLP activation relu(x)^2 instead of GELU
+};
+
 // LayerNorm with an optional bias (LibTorch's always has one; `bias=false` drops it
-// everywhere, as in nanoGPT).
+// everywhere, as in nanoGPT), or RMSNorm (`rms`: a learned scale only).
 struct LayerNormImpl : torch::nn::Module {
-  LayerNormImpl(int64_t n, bool bias);
+  LayerNormImpl(int64_t n, bool bias, bool rms = false);
   torch::Tensor forward(const torch::Tensor& x);
   int64_t n;
-  torch::Tensor weight, bias;  // bias undefined when disabled
+  bool rms;
+  torch::Tensor weight, bias;  // bias undefined when disabled (always with rms)
 };
 TORCH_MODULE(LayerNorm);
 
 struct CausalSelfAttentionImpl : torch::nn::Module {
-  CausalSelfAttentionImpl(int64_t n_embd, int64_t n_head, double dropout, bool bias);
+  explicit CausalSelfAttentionImpl(const BlockOptions& o);
   // x: (B, T, C). With a cache, x holds only the new tokens and the cache is extended.
-  torch::Tensor forward(const torch::Tensor& x, LayerCache* cache = nullptr);
+  // `rope`: the angles of x's positions, (T, D/2); needed (only) with o.rope.
+  torch::Tensor forward(const torch::Tensor& x, LayerCache* cache = nullptr, const RopeAngles& rope = {});
   // One new token for each of B sequences held in a preallocated cache: qkv is (B, 3C), the
   // step's c_attn output; the keys and values are written into `cache` where `step` says,
   // and each row attends over its own positions only -> (B, C), before c_proj.
   torch::Tensor step_attention(const torch::Tensor& qkv, RowsCache& cache, const RowsStep& step) const;
+  // QK-norm and RoPE on q and k, (..., T, D) with angles broadcastable to (..., T, D/2).
+  std::pair<torch::Tensor, torch::Tensor> position(torch::Tensor q, torch::Tensor k, const RopeAngles& rope) const;
 
   int64_t n_head, n_embd;
   double dropout;
+  bool qk_norm, rope;
   torch::nn::Linear c_attn{nullptr}, c_proj{nullptr};
   torch::nn::Dropout resid_drop{nullptr};
 };
 TORCH_MODULE(CausalSelfAttention);
 
 struct MLPImpl : torch::nn::Module {
-  MLPImpl(int64_t n_embd, double dropout, bool bias);
+  explicit MLPImpl(const BlockOptions& o);
   torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor act(const torch::Tensor& x) const;  // GELU, or relu(x)^2
+  bool relu2;
   torch::nn::Linear c_fc{nullptr}, c_proj{nullptr};
   torch::nn::Dropout drop{nullptr};
 };
 TORCH_MODULE(MLP);
 
 struct BlockImpl : torch::nn::Module {
-  BlockImpl(int64_t n_embd, int64_t n_head, double dropout, bool bias);
-  torch::Tensor forward(const torch::Tensor& x, LayerCache* cache = nullptr);
+  explicit BlockImpl(const BlockOptions& o);
+  torch::Tensor forward(const torch::Tensor& x, LayerCache* cache = nullptr, const RopeAngles& rope = {});
   // A decoding step (evaluation only: no dropout): x (B, C), one token per row.
   torch::Tensor forward_step(const torch::Tensor& x, RowsCache& cache, const RowsStep& step,
                              const StepWeights& w);
   // Encodes one sequence x (T, C) from position 0, writing its keys and values into row
   // `row` of `cache` -> (T, C), or (1, C) for the last position alone when `last_only`.
   torch::Tensor forward_prefill(const torch::Tensor& x, RowsCache& cache, int64_t row, const StepWeights& w,
-                                bool last_only);
+                                bool last_only, const RopeAngles& rope = {});
   StepWeights step_weights() const;
   torch::Tensor step_tail(const torch::Tensor& x0, const torch::Tensor& att, const StepWeights& w);
   LayerNorm ln_1{nullptr}, ln_2{nullptr};

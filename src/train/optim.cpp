@@ -2,6 +2,7 @@
 // warm-up + cosine schedule.
 #include "train/optim.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/compat.h"
@@ -151,9 +152,101 @@ void AdamW::load_state(const std::map<std::string, torch::Tensor>& state, int64_
   for (auto& c : step_counts_) c.fill_(static_cast<double>(step));
 }
 
-double lr_at(int64_t step, double lr, double min_lr, int64_t warmup, int64_t decay_steps) {
+torch::Tensor newton_schulz(const torch::Tensor& g, int steps) {
+  TORCH_CHECK(g.dim() == 2, "newton_schulz: a matrix");
+  const double a = 3.4445, b = -4.7750, c = 2.0315;
+  auto x = g.to(torch::kFloat);
+  const bool tall = x.size(0) > x.size(1);
+  if (tall) x = x.t();  // iterate on the wide orientation: X X^T is the smaller Gram matrix
+  x = x / (x.norm() + 1e-7);
+  for (int i = 0; i < steps; i++) {
+    auto A = torch::mm(x, x.t());
+    auto B = torch::addmm(A, A, A, b, c);  // b A + c A^2 (addmm: beta * A + alpha * A A)
+    x = torch::addmm(x, B, x, a, 1.0);     // a X + B X
+  }
+  return tall ? x.t() : x;
+}
+
+Muon::Muon(std::vector<std::pair<std::string, torch::Tensor>> params, MuonConfig config) : config_(config) {
+  for (auto& [name, p] : params) {
+    if (!p.requires_grad()) continue;
+    IMAGINE_CHECK(p.dim() == 2, "", "Muon takes matrices only; '", name, "' has ", p.dim(), " dimensions");
+    slots_.push_back({name, p, torch::zeros_like(p)});
+  }
+}
+
+void Muon::zero_grad() {
+  for (auto& s : slots_)
+    if (s.param.grad().defined()) s.param.mutable_grad().zero_();
+}
+
+void Muon::step(double lr) {
+  torch::NoGradGuard no_grad;
+  step_++;
+  for (auto& s : slots_) {
+    const auto& g = s.param.grad();
+    if (!g.defined()) continue;
+    s.momentum.lerp_(g, 1.0 - config_.momentum);  // m = beta m + (1 - beta) g
+    auto u = config_.nesterov ? g.lerp(s.momentum, config_.momentum) : s.momentum;
+    auto o = newton_schulz(u, config_.ns_steps).to(s.param.scalar_type());
+    const double scale =
+        std::sqrt(std::max(1.0, static_cast<double>(s.param.size(0)) / static_cast<double>(s.param.size(1))));
+    if (config_.weight_decay != 0) s.param.mul_(1.0 - lr * config_.weight_decay);
+    s.param.add_(o, -lr * scale);
+  }
+}
+
+std::map<std::string, torch::Tensor> Muon::state() const {
+  std::map<std::string, torch::Tensor> out;
+  for (auto& s : slots_) out["muon_momentum." + s.name] = s.momentum;
+  return out;
+}
+
+void Muon::load_state(const std::map<std::string, torch::Tensor>& state, int64_t step) {
+  const char* hint = "the trainer state does not match this model; start without --resume";
+  torch::NoGradGuard no_grad;
+  for (auto& s : slots_) {
+    auto it = state.find("muon_momentum." + s.name);
+    IMAGINE_CHECK(it != state.end(), hint, "optimizer state lacks 'muon_momentum.", s.name,
+                  "' (was the run trained with --optimizer muon?)");
+    IMAGINE_CHECK(it->second.sizes() == s.momentum.sizes(), hint, "Muon state of '", s.name,
+                  "' has the wrong shape");
+    s.momentum.copy_(it->second);
+  }
+  step_ = step;
+}
+
+bool muon_takes(const std::string& name, const torch::Tensor& p) {
+  if (p.dim() != 2) return false;
+  for (const char* prefix : {"wte.", "wpe.", "lm_head."})
+    if (name.rfind(prefix, 0) == 0) return false;
+  return true;
+}
+
+std::pair<NamedParams, NamedParams> split_for_muon(const NamedParams& params) {
+  std::pair<NamedParams, NamedParams> out;
+  for (const auto& [name, p] : params) (muon_takes(name, p) ? out.first : out.second).push_back({name, p});
+  return out;
+}
+
+Schedule parse_schedule(const std::string& name) {
+  if (name == "cosine") return Schedule::kCosine;
+  if (name == "trapezoid") return Schedule::kTrapezoid;
+  throw UsageError("unknown schedule '" + name + "'", "use --schedule cosine or trapezoid");
+}
+
+const char* schedule_name(Schedule s) { return s == Schedule::kCosine ? "cosine" : "trapezoid"; }
+
+double lr_at(int64_t step, double lr, double min_lr, int64_t warmup, int64_t decay_steps, Schedule schedule,
+             double cooldown) {
   if (step < warmup) return lr * static_cast<double>(step + 1) / static_cast<double>(warmup + 1);
   if (step >= decay_steps) return min_lr;
+  if (schedule == Schedule::kTrapezoid) {
+    const double start = std::max(static_cast<double>(warmup), (1.0 - cooldown) * static_cast<double>(decay_steps));
+    if (static_cast<double>(step) < start) return lr;
+    const double ratio = (static_cast<double>(step) - start) / std::max(1.0, static_cast<double>(decay_steps) - start);
+    return lr + (min_lr - lr) * ratio;
+  }
   const double ratio =
       static_cast<double>(step - warmup) / static_cast<double>(std::max<int64_t>(1, decay_steps - warmup));
   const double coeff = 0.5 * (1.0 + std::cos(M_PI * ratio));

@@ -1,4 +1,4 @@
-// AdamW and the learning-rate schedule. AdamW is written here (not torch::optim) so its
+// AdamW, Muon and the learning-rate schedules. AdamW is written here (not torch::optim) so its
 // state is plain named tensors that checkpoints store exactly and Python can read, and so
 // decay / no-decay groups are explicit.
 #pragma once
@@ -67,8 +67,61 @@ class AdamW {
 // it with .item() only when logging). Multi-tensor norms on a GPU.
 torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm);
 
-// Linear warm-up from 0 to lr over `warmup` steps, then cosine decay to min_lr at
+// Muon (Jordan et al., the nanoGPT speedrun's optimizer) for 2-D hidden weights: SGD momentum
+// whose update is orthogonalised by a Newton–Schulz iteration (the nearest semi-orthogonal
+// matrix, all singular values ~1), scaled by sqrt(max(1, rows / cols)). Embeddings, the head,
+// norms and biases stay with AdamW (trainer.h splits a group). State: one momentum buffer per
+// matrix ("muon_momentum.<name>") and the step count.
+struct MuonConfig {
+  double lr = 0.02;           // peak learning rate (follows the schedule's shape)
+  double momentum = 0.95;     // momentum decay
+  bool nesterov = true;       // Nesterov momentum
+  int ns_steps = 5;           // Newton–Schulz iterations
+  double weight_decay = 0.0;  // decoupled, lr-scaled
+};
+
+// The quintic Newton–Schulz iteration of the speedrun (coefficients 3.4445, -4.7750, 2.0315)
+// on g / ||g||_F: maps a matrix to approximately U V^T of its SVD, with singular values in
+// about [0.7, 1.2] rather than exactly 1 (it trades exactness for speed). float32.
+torch::Tensor newton_schulz(const torch::Tensor& g, int steps = 5);
+
+class Muon {
+ public:
+  Muon(std::vector<std::pair<std::string, torch::Tensor>> params, MuonConfig config);
+  void step(double lr);  // lr: this step's Muon learning rate
+  void zero_grad();
+  int64_t steps() const { return step_; }
+  std::map<std::string, torch::Tensor> state() const;
+  void load_state(const std::map<std::string, torch::Tensor>& state, int64_t step);
+  const MuonConfig& config() const { return config_; }
+
+ private:
+  struct Slot {
+    std::string name;
+    torch::Tensor param, momentum;
+  };
+  std::vector<Slot> slots_;
+  MuonConfig config_;
+  int64_t step_ = 0;
+};
+
+// Which parameters Muon takes: 2-D matrices inside the network, not the token embedding, the
+// position embedding or the output head (names wte., wpe., lm_head.).
+bool muon_takes(const std::string& name, const torch::Tensor& p);
+using NamedParams = std::vector<std::pair<std::string, torch::Tensor>>;
+// (Muon's matrices, AdamW's rest): every parameter in exactly one, order kept.
+std::pair<NamedParams, NamedParams> split_for_muon(const NamedParams& params);
+
+// The learning-rate schedule's shape after warm-up. kCosine: cosine decay from lr to min_lr
+// at decay_steps. kTrapezoid (warm-up / stable / decay): lr until the last `cooldown`
+// fraction of decay_steps, then linear to min_lr at decay_steps.
+enum class Schedule { kCosine, kTrapezoid };
+Schedule parse_schedule(const std::string& name);  // "cosine" | "trapezoid"; Error otherwise
+const char* schedule_name(Schedule s);
+
+// Linear warm-up from 0 to lr over `warmup` steps, then the schedule's decay to min_lr at
 // `decay_steps`, then min_lr. `step` counts from 0.
-double lr_at(int64_t step, double lr, double min_lr, int64_t warmup, int64_t decay_steps);
+double lr_at(int64_t step, double lr, double min_lr, int64_t warmup, int64_t decay_steps,
+             Schedule schedule = Schedule::kCosine, double cooldown = 0.2);
 
 }  // namespace imagine

@@ -5,6 +5,36 @@
 
 namespace imagine {
 
+const std::vector<std::string> kGptOptionKeys = {"pos",         "rope-base", "norm",         "qk-norm",
+                                                 "mlp",         "untied-head", "zero-init", "logit-softcap"};
+
+std::vector<std::string> with_gpt_keys(std::vector<std::string> keys) {
+  keys.insert(keys.end(), kGptOptionKeys.begin(), kGptOptionKeys.end());
+  return keys;
+}
+
+void add_gpt_options(OptionTable& t) {
+  t.choice("pos", "learned", {"learned", "rope"}, "positions: learned embeddings, or rotary (RoPE)")
+      .real("rope-base", 10000, 2, 1e9, "RoPE frequency base")
+      .choice("norm", "layernorm", {"layernorm", "rmsnorm"}, "normalisation layers")
+      .flag("qk-norm", false, "RMS-normalise queries and keys per head")
+      .choice("mlp", "gelu", {"gelu", "relu2"}, "MLP activation: GELU or relu(x)^2")
+      .flag("untied-head", false, "an output head of its own instead of the token embedding")
+      .flag("zero-init", false, "output projections (and an untied head) start at zero")
+      .real("logit-softcap", 0, 0, 1e4, "soft-cap logits at c * tanh(x / c) (0 = off)");
+}
+
+void read_gpt_options(const Options& o, GPTConfig& arch) {
+  arch.pos = o.s("pos");
+  arch.rope_base = o.f("rope-base");
+  arch.norm = o.s("norm");
+  arch.qk_norm = o.b("qk-norm");
+  arch.mlp = o.s("mlp");
+  arch.tied_head = !o.b("untied-head");
+  arch.zero_init = o.b("zero-init");
+  arch.logit_softcap = o.f("logit-softcap");
+}
+
 TokenStreamTask::TokenStreamTask(GPT& gpt, TokenDataset train, TokenDataset val, int64_t batch, uint64_t seed,
                                  nlohmann::json config,
                                  std::function<std::map<std::string, double>(double)> extra,

@@ -11,6 +11,15 @@
 
 namespace imagine {
 
+// The GPT's architecture options beyond its size (--pos, --norm, --qk-norm, --mlp,
+// --untied-head, --zero-init, --logit-softcap, --rope-base): added to a family's table, read
+// into a config, and never changed on --resume (kGptOptionKeys joins the arch keys).
+void add_gpt_options(OptionTable& t);
+void read_gpt_options(const Options& o, GPTConfig& arch);
+extern const std::vector<std::string> kGptOptionKeys;
+// `keys` and kGptOptionKeys: a GPT family's architecture keys for start_run.
+std::vector<std::string> with_gpt_keys(std::vector<std::string> keys);
+
 class TokenStreamTask : public TrainTask {
  public:
   // extra_metrics(val_loss) adds family-specific numbers (bits per byte, ...); sample()

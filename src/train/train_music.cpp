@@ -52,7 +52,8 @@ const OptionTable& music_train_table() {
 }
 
 MusicTrainResult train_music(const Options& given, const std::function<void(const std::string&)>& log) {
-  const RunSetup run = start_run(given, {"n-layer", "n-head", "n-embd", "block-size", "bias", "time-step", "max-shift", "velocity-bins"});
+  const RunSetup run = start_run(given, with_gpt_keys({"n-layer", "n-head", "n-embd", "block-size", "bias",
+                                                       "time-step", "max-shift", "velocity-bins"}));
   const Options& o = run.options;
   const std::string& out = run.out;
   const bool resume = run.resume;
@@ -96,6 +97,7 @@ MusicTrainResult train_music(const Options& given, const std::function<void(cons
     arch.n_head = o.i("n-head");
     arch.n_embd = o.i("n-embd");
     arch.bias = o.b("bias");
+    read_gpt_options(o, arch);
   }
   arch.dropout = o.f("dropout");
   arch.validate();

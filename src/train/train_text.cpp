@@ -46,6 +46,13 @@ const OptionTable& text_train_table() {
         .real("beta2", 0.99, 0.0, 0.999999, "AdamW beta2")
         .real("weight-decay", 0.1, 0.0, 10.0, "AdamW decoupled weight decay (matrices and embeddings)")
         .real("grad-clip", 1.0, 0.0, 1e6, "clip the global gradient norm (0 = off)")
+        .choice("optimizer", "adamw", {"adamw", "muon"},
+                "adamw, or muon: Muon for hidden matrices, AdamW (--lr) for embeddings, head, norms")
+        .real("muon-lr", 0.02, 1e-6, 10.0, "Muon's peak learning rate (the schedule scales it like --lr)")
+        .real("muon-momentum", 0.95, 0.0, 0.9999, "Muon's (Nesterov) momentum")
+        .choice("schedule", "cosine", {"cosine", "trapezoid"},
+                "after warm-up: cosine decay, or trapezoid (stable, then linear decay over --cooldown)")
+        .real("cooldown", 0.2, 0.0, 1.0, "trapezoid: the final fraction of the schedule that decays")
         .integer("eval-every", 250, 0, 1e9, "evaluate and checkpoint every N steps (0 = at the end)")
         .integer("eval-iters", 20, 1, 1e6, "batches per evaluation")
         .integer("log-every", 10, 1, 1e9, "metrics / plain progress line every N steps")
@@ -60,6 +67,7 @@ const OptionTable& text_train_table() {
               "capture each training step as one CUDA graph (GPU, LibTorch 2.2+, one process)")
         .integer("threads", 0, 0, 1024, "CPU threads (0 = all cores)")
         .flag("quiet", false, "no progress output");
+    add_gpt_options(t);
     add_distributed_options(t);
     t.preset({"tiny",
               "2 layers, 32 wide, context 32: seconds on a CPU (tests)",
@@ -111,7 +119,7 @@ const OptionTable& text_train_table() {
 
 TextTrainResult train_text(const Options& given, const std::function<void(const std::string&)>& log) {
   const RunSetup run =
-      start_run(given, {"n-layer", "n-head", "n-embd", "block-size", "tokenizer", "vocab-size", "bias"});
+      start_run(given, with_gpt_keys({"n-layer", "n-head", "n-embd", "block-size", "tokenizer", "vocab-size", "bias"}));
   const Options& o = run.options;
   const std::string& out = run.out;
   const bool resume = run.resume;
@@ -157,6 +165,7 @@ TextTrainResult train_text(const Options& given, const std::function<void(const 
     arch.n_head = o.i("n-head");
     arch.n_embd = o.i("n-embd");
     arch.bias = o.b("bias");
+    read_gpt_options(o, arch);
   }
   arch.dropout = o.f("dropout");
   arch.validate();

@@ -35,7 +35,11 @@ nlohmann::json TrainRecipe::to_json() const {
           {"min_lr", min_lr},
           {"warmup_steps", warmup_steps},
           {"decay_steps", decay_end()},
-          {"optimizer", "adamw"},
+          {"optimizer", optimizer},
+          {"muon_lr", muon.lr},
+          {"muon_momentum", muon.momentum},
+          {"schedule", schedule},
+          {"cooldown", cooldown},
           {"beta1", adamw.beta1},
           {"beta2", adamw.beta2},
           {"eps", adamw.eps},
@@ -64,6 +68,11 @@ TrainRecipe TrainRecipe::from_json(const nlohmann::json& j) {
   r.adamw.beta2 = j.value("beta2", r.adamw.beta2);
   r.adamw.eps = j.value("eps", r.adamw.eps);
   r.adamw.weight_decay = j.value("weight_decay", r.adamw.weight_decay);
+  r.optimizer = j.value("optimizer", r.optimizer);
+  r.muon.lr = j.value("muon_lr", r.muon.lr);
+  r.muon.momentum = j.value("muon_momentum", r.muon.momentum);
+  r.schedule = j.value("schedule", r.schedule);
+  r.cooldown = j.value("cooldown", r.cooldown);
   r.grad_clip = j.value("grad_clip", r.grad_clip);
   r.eval_every = j.value("eval_every", r.eval_every);
   r.eval_iters = j.value("eval_iters", r.eval_iters);
@@ -78,6 +87,10 @@ static std::vector<std::pair<std::string, torch::Tensor>> named_params(torch::nn
   std::vector<std::pair<std::string, torch::Tensor>> out;
   for (auto& p : m.named_parameters()) out.push_back({p.key(), p.value()});
   return out;
+}
+
+double TrainRecipe::lr_at_step(int64_t step) const {
+  return lr_at(step, lr, min_lr, warmup_steps, decay_end(), parse_schedule(schedule), cooldown);
 }
 
 std::vector<OptimizerGroup> TrainTask::optimizer_groups(const AdamWConfig& recipe_adamw) {
@@ -114,7 +127,21 @@ Trainer::Trainer(TrainTask& task, TrainRecipe recipe, std::string out_dir, uint6
       data_rng_(rank_data_seed(seed, dist ? dist->rank() : 0)),
       dist_(dist && dist->world() > 1 ? std::move(dist) : nullptr) {
   IMAGINE_CHECK(!groups_.empty(), "", "a training task declared no optimizer groups");
-  for (auto& g : groups_) opts_.emplace_back(g.params, g.adamw);
+  IMAGINE_CHECK(recipe_.optimizer == "adamw" || recipe_.optimizer == "muon", "use --optimizer adamw or muon",
+                "unknown optimizer '", recipe_.optimizer, "'");
+  parse_schedule(recipe_.schedule);  // refuses an unknown one before training starts
+  for (auto& g : groups_) {
+    if (recipe_.optimizer != "muon") {
+      opts_.emplace_back(g.params, g.adamw);
+      muons_.push_back(nullptr);
+      continue;
+    }
+    // Muon takes the hidden matrices; AdamW keeps the rest. Every parameter lands in exactly one.
+    auto [matrices, rest] = split_for_muon(g.params);
+    IMAGINE_CHECK(!matrices.empty(), "use --optimizer adamw", "--optimizer muon: this model has no hidden matrices");
+    opts_.emplace_back(rest, g.adamw);
+    muons_.push_back(std::make_unique<Muon>(matrices, recipe_.muon));
+  }
   // The model was initialised from the shared seed (every rank holds the same weights);
   // from here on each rank draws its own noise (dropout, GAN latents).
   if (dist_ && dist_->rank() > 0) seed_torch(rank_data_seed(seed, dist_->rank()));
@@ -177,6 +204,7 @@ void Trainer::resume() {
       throw Error(state_json + " has no optimizer step count for group '" + groups_[i].name + "'",
                   "the checkpoint is from another model family; start without --resume");
     opts_[i].load_state(mine, steps);
+    if (muons_[i]) muons_[i]->load_state(mine, steps);
   }
   // Each rank continues its own data and noise streams; a rank the checkpoint did not have
   // (more ranks than before) starts fresh ones, derived from the seed, its rank and the step.
@@ -291,6 +319,8 @@ void Trainer::save_latest(int64_t step, double elapsed) {
   nlohmann::json opt_steps = nlohmann::json::object();
   for (size_t i = 0; i < groups_.size(); i++) {
     for (auto& [k, v] : opts_[i].state()) state[state_key(groups_[i], k)] = v;
+    if (muons_[i])
+      for (auto& [k, v] : muons_[i]->state()) state[state_key(groups_[i], k)] = v;
     opt_steps[groups_[i].name] = opts_[i].steps();
   }
   if (groups_.size() == 1) opt_steps = opts_[0].steps();
@@ -318,7 +348,7 @@ void Trainer::save_latest(int64_t step, double elapsed) {
       {"world_size", world()},
       {"data_rng_ranks",
        data_rngs.empty() ? nlohmann::json::array({data_rng_.state()}) : nlohmann::json(data_rngs)},
-      {"lr", lr_at(step, recipe_.lr, recipe_.min_lr, recipe_.warmup_steps, recipe_.decay_end())},
+      {"lr", recipe_.lr_at_step(step)},
       {"best_val_loss", std::isfinite(best_val_) ? nlohmann::json(best_val_) : nlohmann::json(nullptr)},
       {"best_step", best_step_},
       {"elapsed_s", elapsed},
@@ -449,6 +479,8 @@ TrainOutcome Trainer::run() {
   if (recipe_.cuda_graph) {
     IMAGINE_CHECK(groups_.size() == 1 && groups_[0].repeats == 1 && !dist_, "train without --cuda-graph",
                   "--cuda-graph captures single-network, single-process training only");
+    IMAGINE_CHECK(!muons_[0], "use --optimizer adamw with --cuda-graph",
+                  "--cuda-graph captures the fused AdamW step; Muon is not captured");
     std::vector<torch::Tensor> ps;
     for (auto& [name, p] : groups_[0].params) ps.push_back(p);
     graphed = std::make_unique<CudaGraphStep>(task_, opts_[0], ps, recipe_.grad_accum, recipe_.grad_clip,
@@ -460,8 +492,7 @@ TrainOutcome Trainer::run() {
   if (spent) progress.message("the --time-limit is used up already: evaluating and stopping");
   while (!spent && step < recipe_.steps) {
     const auto t0 = std::chrono::steady_clock::now();
-    const double lr =
-        lr_at(schedule_step(step), recipe_.lr, recipe_.min_lr, recipe_.warmup_steps, recipe_.decay_end());
+    const double lr = recipe_.lr_at_step(schedule_step(step));
     std::vector<double> group_loss(groups_.size(), 0.0);
     torch::Tensor grad_norm;  // on the device; read only when logged
     for (size_t g = 0; g < groups_.size(); g++) {
@@ -476,6 +507,7 @@ TrainOutcome Trainer::run() {
       }
       for (int64_t rep = 0; rep < groups_[g].repeats; rep++) {
         opts_[g].zero_grad();
+        if (muons_[g]) muons_[g]->zero_grad();
         // Summed on the device and read once per step: a GPU is not made to wait per micro-batch.
         torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions(torch::kDouble).device(device));
         for (int64_t micro = 0; micro < recipe_.grad_accum; micro++) {
@@ -500,6 +532,7 @@ TrainOutcome Trainer::run() {
           grad_norm = clip_grad_norm(ps, recipe_.grad_clip);
         }
         opts_[g].step(lr * groups_[g].lr_scale);
+        if (muons_[g]) muons_[g]->step(lr * groups_[g].lr_scale * recipe_.muon.lr / recipe_.lr);
       }
     }
     last_loss = group_loss.back();
@@ -773,6 +806,11 @@ TrainRecipe recipe_from_options(const Options& o) {
   if (has("log-every")) r.log_every = o.i("log-every");
   if (has("stop-at-loss")) r.stop_at_loss = o.f("stop-at-loss");
   if (has("cuda-graph")) r.cuda_graph = o.b("cuda-graph");
+  if (has("optimizer")) r.optimizer = o.s("optimizer");
+  if (has("muon-lr")) r.muon.lr = o.f("muon-lr");
+  if (has("muon-momentum")) r.muon.momentum = o.f("muon-momentum");
+  if (has("schedule")) r.schedule = o.s("schedule");
+  if (has("cooldown")) r.cooldown = o.f("cooldown");
   if (has("time-limit") && !o.s("time-limit").empty()) r.time_limit = parse_duration(o.s("time-limit"));
   IMAGINE_CHECK(r.min_lr <= r.lr, "pass --min-lr at most --lr", "--min-lr ", r.min_lr, " exceeds --lr ",
                 r.lr);

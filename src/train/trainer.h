@@ -28,6 +28,10 @@ struct TrainRecipe {
   int64_t warmup_steps = 100;      // linear warm-up
   int64_t decay_steps = 0;         // cosine decay ends here; 0 = at `steps`
   AdamWConfig adamw;               // betas, eps, weight decay
+  std::string optimizer = "adamw";  // "adamw", or "muon": Muon for hidden matrices, AdamW for the rest
+  MuonConfig muon;                  // Muon's settings (its lr follows the schedule's shape)
+  std::string schedule = "cosine";  // "cosine" or "trapezoid" (warm-up / stable / linear decay)
+  double cooldown = 0.2;            // trapezoid: the decaying fraction of the schedule
   double grad_clip = 1.0;          // max global gradient norm; 0 = off
   int64_t eval_every = 250;        // evaluate (and checkpoint) every N steps; 0 = only at the end
   int64_t eval_iters = 20;         // micro-batches per evaluation
@@ -43,6 +47,7 @@ struct TrainRecipe {
   nlohmann::json to_json() const;
   static TrainRecipe from_json(const nlohmann::json& j);
   int64_t decay_end() const { return decay_steps > 0 ? decay_steps : steps; }
+  double lr_at_step(int64_t step) const;  // the schedule's learning rate at (schedule) step
 };
 
 // Parameters stepped by one optimizer. Single-network families have one unnamed group; a
@@ -132,7 +137,8 @@ class Trainer {
   nlohmann::json config_json(int64_t step) const;  // config.json: the task's model config + training record
   bool quiet_;
   std::vector<OptimizerGroup> groups_;
-  std::vector<AdamW> opts_;  // one per group
+  std::vector<AdamW> opts_;                   // one per group
+  std::vector<std::unique_ptr<Muon>> muons_;  // per group: its hidden matrices with --optimizer muon, else null
   Rng data_rng_;
   int64_t start_step_ = 0;
   double best_val_ = std::numeric_limits<double>::infinity();
