@@ -18,8 +18,9 @@ namespace imagine::cli {
 
 static const OptionTable& info_table() {
   static const OptionTable table = [] {
-    OptionTable t("imagine info MODEL_DIR [--json]",
-                  "Show a model's architecture, parameters, tokenizer, training record and best validation loss.");
+    OptionTable t(
+        "imagine info MODEL_DIR [--json]",
+        "Show a model's architecture, parameters, tokenizer, training record and best validation loss.");
     t.flag("json", false, "print one JSON object");
     return t;
   }();
@@ -43,7 +44,8 @@ static const OptionTable& eval_table() {
 
 static std::string one_model_dir(const Options& o, const char* usage) {
   if (o.positional.size() != 1)
-    throw UsageError(o.positional.empty() ? "missing MODEL_DIR" : "too many arguments", std::string("usage: ") + usage);
+    throw UsageError(o.positional.empty() ? "missing MODEL_DIR" : "too many arguments",
+                     std::string("usage: ") + usage);
   return o.positional[0];
 }
 
@@ -84,18 +86,23 @@ int info(const Args& args) {
   if (model_family(dir) == kMusicFamily) {
     MusicModel m = load_music_model(dir, torch::kCPU);
     const nlohmann::json training = m.config.value("training", nlohmann::json::object());
-    nlohmann::json j = {{"model_dir", dir}, {"family", m.config["family"]}, {"architecture", m.config["architecture"]},
-                        {"parameters", m.gpt->num_parameters(false)}, {"events", m.config["events"]},
-                        {"dataset", m.config.value("dataset", nlohmann::json::object())}, {"training", training},
+    nlohmann::json j = {{"model_dir", dir},
+                        {"family", m.config["family"]},
+                        {"architecture", m.config["architecture"]},
+                        {"parameters", m.gpt->num_parameters(false)},
+                        {"events", m.config["events"]},
+                        {"dataset", m.config.value("dataset", nlohmann::json::object())},
+                        {"training", training},
                         {"best_val_loss", training.value("best_val_loss", nlohmann::json(nullptr))}};
     j.update(model_card_fields(dir));
     if (o.b("json")) {
       std::printf("%s\n", j.dump(2).c_str());
     } else {
       const auto& a = m.config["architecture"];
-      std::printf("model:        %s (music GPT, %lld layers, %lld wide, context %lld events, %lld parameters)\n",
-                  dir.c_str(), (long long)a["n_layer"].get<int64_t>(), (long long)a["n_embd"].get<int64_t>(),
-                  (long long)a["block_size"].get<int64_t>(), (long long)m.gpt->num_parameters(false));
+      std::printf(
+          "model:        %s (music GPT, %lld layers, %lld wide, context %lld events, %lld parameters)\n",
+          dir.c_str(), (long long)a["n_layer"].get<int64_t>(), (long long)a["n_embd"].get<int64_t>(),
+          (long long)a["block_size"].get<int64_t>(), (long long)m.gpt->num_parameters(false));
       std::printf("options:      %s\n", m.gpt->config.describe_options().c_str());
       std::printf("events:       %d tokens, %.0f ms grid, %d velocity levels\n", m.vocab.size(),
                   m.vocab.step_seconds * 1000, m.vocab.velocity_bins);
@@ -135,18 +142,30 @@ int info(const Args& args) {
               (long long)a["n_embd"].get<int64_t>(), (long long)a["block_size"].get<int64_t>(),
               a["dropout"].get<double>(), a["bias"].get<bool>() ? "yes" : "no");
   std::printf("options:      %s\n", m.gpt->config.describe_options().c_str());
-  std::printf("parameters:   %lld (%lld without position embeddings)\n", (long long)m.gpt->num_parameters(false),
-              (long long)m.gpt->num_parameters(true));
+  std::printf("parameters:   %lld (%lld without position embeddings)\n",
+              (long long)m.gpt->num_parameters(false), (long long)m.gpt->num_parameters(true));
   std::printf("tokenizer:    %s, %d tokens\n", m.tokenizer->kind().c_str(), m.tokenizer->vocab_size());
   if (!training.empty()) {
     const auto r = training.value("recipe", nlohmann::json::object());
-    std::printf("training:     %lld of %lld steps, batch %lld x %lld, lr %g -> %g, AdamW betas (%g, %g), "
-                "weight decay %g, seed %llu, device %s\n",
-                (long long)training.value("step", int64_t{0}), (long long)r.value("steps", int64_t{0}),
-                (long long)r.value("batch_size", int64_t{0}), (long long)r.value("grad_accum", int64_t{1}),
-                r.value("lr", 0.0), r.value("min_lr", 0.0), r.value("beta1", 0.0), r.value("beta2", 0.0),
-                r.value("weight_decay", 0.0), (unsigned long long)training.value("seed", uint64_t{0}),
-                training.value("device", std::string("?")).c_str());
+    std::printf(
+        "training:     %lld of %lld steps, batch %lld x %lld, lr %g -> %g, AdamW betas (%g, %g), "
+        "weight decay %g, seed %llu, device %s\n",
+        (long long)training.value("step", int64_t{0}), (long long)r.value("steps", int64_t{0}),
+        (long long)r.value("batch_size", int64_t{0}), (long long)r.value("grad_accum", int64_t{1}),
+        r.value("lr", 0.0), r.value("min_lr", 0.0), r.value("beta1", 0.0), r.value("beta2", 0.0),
+        r.value("weight_decay", 0.0), (unsigned long long)training.value("seed", uint64_t{0}),
+        training.value("device", std::string("?")).c_str());
+    const std::string optimizer = r.value("optimizer", std::string("adamw"));
+    const std::string schedule = r.value("schedule", std::string("cosine"));
+    if (optimizer == "muon" || schedule != "cosine") {
+      char muon[96] = "AdamW";
+      if (optimizer == "muon")
+        std::snprintf(muon, sizeof muon, "Muon (lr %g, momentum %g) for hidden matrices, AdamW for the rest",
+                      r.value("muon_lr", 0.0), r.value("muon_momentum", 0.0));
+      std::printf("recipe:       %s; %s schedule", muon, schedule.c_str());
+      if (schedule == "trapezoid") std::printf(", cooldown %g", r.value("cooldown", 0.0));
+      std::printf("\n");
+    }
     const auto best = training.value("best_val_loss", nlohmann::json(nullptr));
     if (best.is_number())
       std::printf("best val:     %.4f nats/token at step %lld\n", best.get<double>(),
@@ -154,11 +173,15 @@ int info(const Args& args) {
   }
   if (!dataset.empty()) {
     std::printf("dataset:      %s: %zu file(s), %lld bytes, %lld documents; %lld train / %lld val tokens\n",
-                dataset.value("path", std::string("?")).c_str(), dataset.value("files", nlohmann::json::array()).size(),
-                (long long)dataset.value("bytes", int64_t{0}), (long long)dataset.value("documents", int64_t{0}),
-                (long long)dataset.value("train_tokens", int64_t{0}), (long long)dataset.value("val_tokens", int64_t{0}));
+                dataset.value("path", std::string("?")).c_str(),
+                dataset.value("files", nlohmann::json::array()).size(),
+                (long long)dataset.value("bytes", int64_t{0}),
+                (long long)dataset.value("documents", int64_t{0}),
+                (long long)dataset.value("train_tokens", int64_t{0}),
+                (long long)dataset.value("val_tokens", int64_t{0}));
     const auto skipped = dataset.value("skipped", nlohmann::json::array());
-    if (!skipped.empty()) std::printf("              %zu file(s) skipped (see config.json)\n", skipped.size());
+    if (!skipped.empty())
+      std::printf("              %zu file(s) skipped (see config.json)\n", skipped.size());
   }
   print_model_card(dir);
   return 0;
@@ -171,19 +194,24 @@ int eval(const Args& args) {
   Options o = eval_table().parse(args);
   if (o.help_requested) return std::fputs(eval_table().help_text().c_str(), stdout), 0;
   const std::string dir = one_model_dir(o, "imagine eval MODEL_DIR --data PATH [--json]");
-  if (o.s("data").empty()) throw UsageError("missing --data", "pass --data PATH (a text file or folder to score)");
+  if (o.s("data").empty())
+    throw UsageError("missing --data", "pass --data PATH (a text file or folder to score)");
   set_threads(static_cast<int>(o.i("threads")));
   TextModel m = load_text_model(dir, resolve_device(o.s("device")), o.s("checkpoint"));
   TextCorpus corpus = load_text_corpus(o.s("data"));
   TextScore s = score_text(m, corpus.text, o.i("batch-size"));
   if (o.b("json")) {
-    nlohmann::json j = {{"model_dir", dir},          {"data", o.s("data")},  {"loss", s.loss},
-                        {"bits_per_byte", s.bits_per_byte}, {"tokens", s.tokens}, {"bytes", s.bytes},
+    nlohmann::json j = {{"model_dir", dir},
+                        {"data", o.s("data")},
+                        {"loss", s.loss},
+                        {"bits_per_byte", s.bits_per_byte},
+                        {"tokens", s.tokens},
+                        {"bytes", s.bytes},
                         {"perplexity", std::exp(s.loss)}};
     std::printf("%s\n", j.dump().c_str());
   } else {
-    std::printf("loss %.4f nats/token, %.4f bits/byte, perplexity %.2f over %lld tokens (%lld bytes)\n", s.loss,
-                s.bits_per_byte, std::exp(s.loss), (long long)s.tokens, (long long)s.bytes);
+    std::printf("loss %.4f nats/token, %.4f bits/byte, perplexity %.2f over %lld tokens (%lld bytes)\n",
+                s.loss, s.bits_per_byte, std::exp(s.loss), (long long)s.tokens, (long long)s.bytes);
   }
   return 0;
 }

@@ -15,11 +15,21 @@
 namespace imagine {
 
 nlohmann::json GPTConfig::to_json() const {
-  return {{"vocab_size", vocab_size}, {"block_size", block_size},       {"n_layer", n_layer},
-          {"n_head", n_head},         {"n_embd", n_embd},               {"dropout", dropout},
-          {"bias", bias},             {"pos", pos},                     {"rope_base", rope_base},
-          {"norm", norm},             {"qk_norm", qk_norm},             {"mlp", mlp},
-          {"tied_head", tied_head},   {"zero_init", zero_init},         {"logit_softcap", logit_softcap}};
+  return {{"vocab_size", vocab_size},
+          {"block_size", block_size},
+          {"n_layer", n_layer},
+          {"n_head", n_head},
+          {"n_embd", n_embd},
+          {"dropout", dropout},
+          {"bias", bias},
+          {"pos", pos},
+          {"rope_base", rope_base},
+          {"norm", norm},
+          {"qk_norm", qk_norm},
+          {"mlp", mlp},
+          {"tied_head", tied_head},
+          {"zero_init", zero_init},
+          {"logit_softcap", logit_softcap}};
 }
 
 std::string GPTConfig::describe_options() const {

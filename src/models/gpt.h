@@ -25,8 +25,8 @@ struct GPTConfig {
   double dropout = 0.0;      // on embeddings, attention output and MLP output while training
   bool bias = true;          // biases in Linear and LayerNorm layers
   // Options; a config.json without them (written before they existed) gets these defaults.
-  std::string pos = "learned";  // "learned" (wpe) or "rope" (rotary, no position weights)
-  double rope_base = 10000;     // RoPE's frequency base
+  std::string pos = "learned";     // "learned" (wpe) or "rope" (rotary, no position weights)
+  double rope_base = 10000;        // RoPE's frequency base
   std::string norm = "layernorm";  // "layernorm" or "rmsnorm"
   bool qk_norm = false;            // RMS-normalise queries and keys per head
   std::string mlp = "gelu";        // "gelu" or "relu2"

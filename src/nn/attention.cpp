@@ -2,9 +2,9 @@
 // because it is the one piece that differs between LibTorch 1.13 and 2.x.
 #include "nn/attention.h"
 
-#include "core/compat.h"
-
 #include <tuple>
+
+#include "core/compat.h"
 
 namespace imagine::nn {
 

@@ -107,7 +107,8 @@ struct CausalSelfAttentionImpl : torch::nn::Module {
   // and each row attends over its own positions only -> (B, C), before c_proj.
   torch::Tensor step_attention(const torch::Tensor& qkv, RowsCache& cache, const RowsStep& step) const;
   // QK-norm and RoPE on q and k, (..., T, D) with angles broadcastable to (..., T, D/2).
-  std::pair<torch::Tensor, torch::Tensor> position(torch::Tensor q, torch::Tensor k, const RopeAngles& rope) const;
+  std::pair<torch::Tensor, torch::Tensor> position(torch::Tensor q, torch::Tensor k,
+                                                   const RopeAngles& rope) const;
 
   int64_t n_head, n_embd;
   double dropout;

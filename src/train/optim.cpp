@@ -242,9 +242,11 @@ double lr_at(int64_t step, double lr, double min_lr, int64_t warmup, int64_t dec
   if (step < warmup) return lr * static_cast<double>(step + 1) / static_cast<double>(warmup + 1);
   if (step >= decay_steps) return min_lr;
   if (schedule == Schedule::kTrapezoid) {
-    const double start = std::max(static_cast<double>(warmup), (1.0 - cooldown) * static_cast<double>(decay_steps));
+    const double start =
+        std::max(static_cast<double>(warmup), (1.0 - cooldown) * static_cast<double>(decay_steps));
     if (static_cast<double>(step) < start) return lr;
-    const double ratio = (static_cast<double>(step) - start) / std::max(1.0, static_cast<double>(decay_steps) - start);
+    const double ratio =
+        (static_cast<double>(step) - start) / std::max(1.0, static_cast<double>(decay_steps) - start);
     return lr + (min_lr - lr) * ratio;
   }
   const double ratio =

@@ -5,8 +5,8 @@
 
 namespace imagine {
 
-const std::vector<std::string> kGptOptionKeys = {"pos",         "rope-base", "norm",         "qk-norm",
-                                                 "mlp",         "untied-head", "zero-init", "logit-softcap"};
+const std::vector<std::string> kGptOptionKeys = {"pos", "rope-base",   "norm",      "qk-norm",
+                                                 "mlp", "untied-head", "zero-init", "logit-softcap"};
 
 std::vector<std::string> with_gpt_keys(std::vector<std::string> keys) {
   keys.insert(keys.end(), kGptOptionKeys.begin(), kGptOptionKeys.end());

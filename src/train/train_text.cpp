@@ -118,8 +118,8 @@ const OptionTable& text_train_table() {
 }
 
 TextTrainResult train_text(const Options& given, const std::function<void(const std::string&)>& log) {
-  const RunSetup run =
-      start_run(given, with_gpt_keys({"n-layer", "n-head", "n-embd", "block-size", "tokenizer", "vocab-size", "bias"}));
+  const RunSetup run = start_run(
+      given, with_gpt_keys({"n-layer", "n-head", "n-embd", "block-size", "tokenizer", "vocab-size", "bias"}));
   const Options& o = run.options;
   const std::string& out = run.out;
   const bool resume = run.resume;

@@ -138,7 +138,8 @@ Trainer::Trainer(TrainTask& task, TrainRecipe recipe, std::string out_dir, uint6
     }
     // Muon takes the hidden matrices; AdamW keeps the rest. Every parameter lands in exactly one.
     auto [matrices, rest] = split_for_muon(g.params);
-    IMAGINE_CHECK(!matrices.empty(), "use --optimizer adamw", "--optimizer muon: this model has no hidden matrices");
+    IMAGINE_CHECK(!matrices.empty(), "use --optimizer adamw",
+                  "--optimizer muon: this model has no hidden matrices");
     opts_.emplace_back(rest, g.adamw);
     muons_.push_back(std::make_unique<Muon>(matrices, recipe_.muon));
   }

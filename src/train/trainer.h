@@ -20,25 +20,25 @@
 namespace imagine {
 
 struct TrainRecipe {
-  int64_t steps = 2000;            // optimizer steps in total
-  int64_t batch_size = 12;         // sequences (or images) per micro-batch
-  int64_t grad_accum = 1;          // micro-batches per optimizer step
-  double lr = 1e-3;                // peak learning rate
-  double min_lr = 1e-4;            // learning rate at the end of the cosine decay
-  int64_t warmup_steps = 100;      // linear warm-up
-  int64_t decay_steps = 0;         // cosine decay ends here; 0 = at `steps`
-  AdamWConfig adamw;               // betas, eps, weight decay
+  int64_t steps = 2000;             // optimizer steps in total
+  int64_t batch_size = 12;          // sequences (or images) per micro-batch
+  int64_t grad_accum = 1;           // micro-batches per optimizer step
+  double lr = 1e-3;                 // peak learning rate
+  double min_lr = 1e-4;             // learning rate at the end of the cosine decay
+  int64_t warmup_steps = 100;       // linear warm-up
+  int64_t decay_steps = 0;          // cosine decay ends here; 0 = at `steps`
+  AdamWConfig adamw;                // betas, eps, weight decay
   std::string optimizer = "adamw";  // "adamw", or "muon": Muon for hidden matrices, AdamW for the rest
   MuonConfig muon;                  // Muon's settings (its lr follows the schedule's shape)
   std::string schedule = "cosine";  // "cosine" or "trapezoid" (warm-up / stable / linear decay)
   double cooldown = 0.2;            // trapezoid: the decaying fraction of the schedule
-  double grad_clip = 1.0;          // max global gradient norm; 0 = off
-  int64_t eval_every = 250;        // evaluate (and checkpoint) every N steps; 0 = only at the end
-  int64_t eval_iters = 20;         // micro-batches per evaluation
-  int64_t log_every = 10;          // metrics.jsonl / plain progress line cadence
-  double stop_at_loss = 0;         // stop once validation loss <= this; 0 = off
-  std::string precision = "fp32";  // "fp32" or "bf16" (autocast: bf16 matmuls, fp32 weights)
-  bool cuda_graph = false;         // capture the whole step as a CUDA graph (train/cuda_graph.h)
+  double grad_clip = 1.0;           // max global gradient norm; 0 = off
+  int64_t eval_every = 250;         // evaluate (and checkpoint) every N steps; 0 = only at the end
+  int64_t eval_iters = 20;          // micro-batches per evaluation
+  int64_t log_every = 10;           // metrics.jsonl / plain progress line cadence
+  double stop_at_loss = 0;          // stop once validation loss <= this; 0 = off
+  std::string precision = "fp32";   // "fp32" or "bf16" (autocast: bf16 matmuls, fp32 weights)
+  bool cuda_graph = false;          // capture the whole step as a CUDA graph (train/cuda_graph.h)
   // Wall-time budget in seconds (0 = off; resumed runs count their earlier time): the
   // schedule (warm-up, cosine decay) is laid over the budget instead of the steps, which
   // become a cap; training stops in time for a final evaluation and checkpoint.
@@ -137,8 +137,9 @@ class Trainer {
   nlohmann::json config_json(int64_t step) const;  // config.json: the task's model config + training record
   bool quiet_;
   std::vector<OptimizerGroup> groups_;
-  std::vector<AdamW> opts_;                   // one per group
-  std::vector<std::unique_ptr<Muon>> muons_;  // per group: its hidden matrices with --optimizer muon, else null
+  std::vector<AdamW> opts_;  // one per group
+  std::vector<std::unique_ptr<Muon>>
+      muons_;  // per group: its hidden matrices with --optimizer muon, else null
   Rng data_rng_;
   int64_t start_step_ = 0;
   double best_val_ = std::numeric_limits<double>::infinity();
