@@ -15,7 +15,7 @@ set -euo pipefail
 BIN=${1:-build/imagine}
 OUT=${DEMO_OUT:-runs/demo}
 DATA=${DEMO_DATA:-/usr/share/games/fortunes}
-STEPS=${DEMO_STEPS:-2000}
+STEPS=${DEMO_STEPS:-600}
 IMAGE_STEPS=${DEMO_IMAGE_STEPS:-5000}
 ONLY=${DEMO_ONLY:-}
 # Wall-time budgets (train --time-limit; the steps above are caps): 7 minutes of training in
@@ -49,7 +49,7 @@ if [ -z "$ONLY" ] || [ "$ONLY" = text ]; then
   rm -rf "$MODEL"
 
   echo "== training a text model on $DATA ($STEPS steps; Ctrl-C saves a checkpoint, resume with --resume)"
-  "$BIN" train text --data "$DATA" --out "$MODEL" --preset shakespeare-cpu-fast --log-every 100 \
+  "$BIN" train text --data "$DATA" --out "$MODEL" --log-every 100 \
     --block-size 128 --batch-size 16 --steps "$STEPS" --decay-steps "$STEPS" --eval-every 250 --time-limit "$TEXT_TIME" \
     --data-license "BSD (fortune-mod; see /usr/share/doc/fortunes/copyright)"
 

@@ -1,28 +1,43 @@
 #!/usr/bin/env bash
-# Time to quality on tinyshakespeare (byte tokens, 90/10 split): nanoGPT itself against
-# imagine's recipes, side by side in one run, then each GPT option alone at a fixed wall
-# time (the ablation of issue 12).
+# Time to quality on a text corpus (byte tokens, 90/10 split): nanoGPT itself against
+# imagine's default recipe, side by side in one run, then the ablation of issue 12: the
+# recipe with each of its choices undone (and the two options it leaves off turned on),
+# after the same steps and after the same wall time.
 #
-#   NANOGPT_DIR=/path/to/nanoGPT bench/train/recipe_bench.sh IMAGINE_BIN [SECONDS]
+#   NANOGPT_DIR=/path/to/nanoGPT bench/train/recipe_bench.sh IMAGINE_BIN [what]
 #
-# NANOGPT_DIR: a checkout of github.com/karpathy/nanoGPT (not part of this repository; its
-# code is run unmodified: the data is copied to data/shakespeare_char and its prepare.py
-# run). Without it the nanoGPT row is skipped. SECONDS: the ablation's --time-limit
-# (default 40). Every imagine run is fp32 (--precision fp32) so AVX2 and AVX512-BF16
-# machines compare like with like; nanoGPT on the CPU is fp32 too.
-# Writes bench/results/recipe-DATE.md and prints it.
+# what: all (default), race (nanoGPT and the recipe only) or ablation.
+# NANOGPT_DIR: a checkout of github.com/karpathy/nanoGPT (not part of this repository). Its
+# code runs unmodified with the CPU command of its README; the corpus is copied to
+# data/<name>_char/input.txt next to a copy of its shakespeare_char/prepare.py, which is
+# run. Without it the nanoGPT row is skipped.
+# BENCH_DATA: the corpus (default tinyshakespeare). RECIPE_STEPS: the recipe's horizon for
+# the race and the same-steps ablation (default 200). BUDGET: the same-time ablation's wall
+# time in seconds (default 60): each configuration's step count is set from a 12-step probe
+# so that its whole schedule (warm-up, stable, cool-down) fits the budget, since a schedule
+# cut short by --time-limit never cools down. Every imagine run is fp32 (--precision fp32)
+# so AVX2 and AVX512-BF16 machines compare like with like; nanoGPT on the CPU is fp32 too.
+# Evaluation: 8 batches of 32 windows (256; nanoGPT's 20 x 12 = 240 per split).
+# Writes bench/results/recipe-DATE[-NAME].md and prints it.
 set -euo pipefail
-[ $# -ge 1 ] || { echo "usage: $0 IMAGINE_BIN [SECONDS]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: $0 IMAGINE_BIN [all|race|ablation]" >&2; exit 2; }
 BIN=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-SECS=${2:-40}
+WHAT=${2:-all}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 DATA=${BENCH_DATA:-$REPO/../shared/data/tinyshakespeare/input.txt}
+NAME=$(basename "$DATA" .txt)
+[ "$NAME" = input ] && NAME=shakespeare
+STEPS=${RECIPE_STEPS:-200}
+BUDGET=${BUDGET:-60}
 PY=/usr/bin/python3
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-OUT=$REPO/bench/results/recipe-$(date +%F).md
+SUFFIX=""
+[ "$NAME" = shakespeare ] || SUFFIX="-$NAME"
+OUT=$REPO/bench/results/recipe-$(date +%F)$SUFFIX-$WHAT.md
+EVAL=(--eval-iters 8)
 
-# summarise METRICS LABEL: final step, seconds, final/best val, first eval at or below 1.88
+# summarise METRICS LABEL: final step, seconds, final val, first eval at or below 1.88
 summarise() {
   "$PY" - "$1" "$2" <<'PY'
 import json, sys
@@ -36,27 +51,68 @@ PY
 }
 
 run() {  # run LABEL ARGS...
-  local label=$1; shift
-  "$BIN" train text --data "$DATA" --out "$WORK/$label" --quiet --precision fp32 "$@" >"$WORK/$label.log" 2>&1
-  summarise "$WORK/$label/metrics.jsonl" "$label"
+  local label=$1
+  shift
+  "$BIN" train text --data "$DATA" --out "$WORK/run" --quiet --precision fp32 "${EVAL[@]}" "$@" >"$WORK/log" 2>&1 ||
+    { echo "| $label | failed: $(tail -1 "$WORK/log") |"; rm -rf "$WORK/run"; return; }
+  summarise "$WORK/run/metrics.jsonl" "$label"
+  rm -rf "$WORK/run"
 }
 
+# steps_for ARGS...: how many steps of this configuration fit in BUDGET seconds (12-step probe,
+# the first 4 not counted: start-up and warm caches).
+steps_for() {
+  "$BIN" train text --data "$DATA" --out "$WORK/probe" --quiet --precision fp32 --steps 12 --eval-every 0 \
+    --eval-iters 1 --log-every 1 "$@" >/dev/null 2>&1
+  "$PY" - "$WORK/probe/metrics.jsonl" "$BUDGET" <<'PY'
+import json, sys
+t = [json.loads(l) for l in open(sys.argv[1])]
+t = [r for r in t if r.get("event") != "eval" and "elapsed_s" in r]
+per = (t[-1]["elapsed_s"] - t[3]["elapsed_s"]) / (t[-1]["step"] - t[3]["step"])
+# the evaluations (every steps/8) and start-up take about 6% of a run
+print(max(20, int(float(sys.argv[2]) * 0.94 / per)))
+PY
+  rm -rf "$WORK/probe"
+}
+
+# The recipe's choices, each undone, and the options it leaves off, each turned on.
+VARIANTS=("recipe (the defaults)|"
+  "learned positions|--pos learned"
+  "LayerNorm|--norm layernorm"
+  "no QK-norm|--no-qk-norm"
+  "GELU|--mlp gelu"
+  "no soft-cap|--logit-softcap 0"
+  "cosine schedule|--schedule cosine"
+  "AdamW only (lr 3e-3)|--optimizer adamw --lr 3e-3"
+  "batch 12|--batch-size 12"
+  "+ untied head|--untied-head"
+  "+ zero-init|--zero-init"
+  "classic: GPT-2 + AdamW, cosine (shakespeare-cpu-fast at batch 32)|--preset shakespeare-cpu-fast --batch-size 32 --warmup-steps 30")
+
 {
-  echo "# Time to quality, tinyshakespeare — $(date +%F)"
+  echo "# Time to quality, $NAME — $(date +%F)"
   echo
   echo "CPU: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; flags: $(grep -o -w -E 'avx2|avx512f|avx512_bf16|amx_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')"
-  echo
-  echo "| run | steps | seconds | val loss | val <= 1.88 |"
-  echo "|---|---|---|---|---|"
-  if [ -n "${NANOGPT_DIR:-}" ]; then
-    cp "$DATA" "$NANOGPT_DIR/data/shakespeare_char/input.txt"
-    (cd "$NANOGPT_DIR/data/shakespeare_char" && "$PY" prepare.py >/dev/null)
-    start=$(date +%s.%N)
-    (cd "$NANOGPT_DIR" && "$PY" -u train.py config/train_shakespeare_char.py --device=cpu --compile=False \
-      --eval_iters=20 --log_interval=1 --block_size=64 --batch_size=12 --n_layer=4 --n_head=4 --n_embd=128 \
-      --max_iters=2000 --lr_decay_iters=2000 --dropout=0.0 --out_dir="$WORK/nanogpt" 2>&1) |
-      while IFS= read -r l; do echo "$(date +%s.%N) $l"; done >"$WORK/nanogpt.log"
-    "$PY" - "$WORK/nanogpt.log" "$start" <<'PY'
+  echo "Corpus: $DATA ($(wc -c <"$DATA") bytes)"
+  if [ "$WHAT" != ablation ]; then
+    echo
+    echo "## nanoGPT against the recipe"
+    echo
+    echo "| run | steps | seconds | val loss | val <= 1.88 |"
+    echo "|---|---|---|---|---|"
+    if [ -n "${NANOGPT_DIR:-}" ]; then
+      D="$NANOGPT_DIR/data/${NAME}_char"
+      mkdir -p "$D"
+      cp "$DATA" "$D/input.txt"
+      [ -f "$D/prepare.py" ] || cp "$NANOGPT_DIR/data/shakespeare_char/prepare.py" "$D/"
+      (cd "$D" && "$PY" prepare.py >/dev/null)
+      start=$(date +%s.%N)
+      (cd "$NANOGPT_DIR" && "$PY" -u train.py config/train_shakespeare_char.py --dataset="${NAME}_char" \
+        --device=cpu --compile=False --eval_iters=20 --log_interval=1 --block_size=64 --batch_size=12 \
+        --n_layer=4 --n_head=4 --n_embd=128 --max_iters=2000 --lr_decay_iters=2000 --dropout=0.0 \
+        --out_dir="$WORK/nanogpt" 2>&1) |
+        while IFS= read -r l; do echo "$(date +%s.%N) $l"; done >"$WORK/nanogpt.log"
+      "$PY" - "$WORK/nanogpt.log" "$start" <<'PY'
 import re, sys
 start = float(sys.argv[2]); ev = []
 for line in open(sys.argv[1]):
@@ -65,21 +121,35 @@ for line in open(sys.argv[1]):
     if m: ev.append((int(m[1]), float(t) - start, float(m[2])))
 hit = next((e for e in ev if e[2] <= 1.88), None)
 s, t, v = ev[-1]
-print(f"| nanoGPT (README CPU command) | {s} | {t:.1f} | {v:.4f} | " + (f"{hit[1]:.1f} s (step {hit[0]})" if hit else "not reached") + " |")
+print(f"| nanoGPT (its README's CPU command) | {s} | {t:.1f} | {v:.4f} | " + (f"{hit[1]:.1f} s (step {hit[0]})" if hit else "not reached") + " |")
 PY
+    fi
+    run "imagine shakespeare-cpu (nanoGPT's settings)" --preset shakespeare-cpu --eval-iters 20 --eval-every 125
+    run "imagine default recipe, --steps $STEPS" --steps "$STEPS" --eval-every $((STEPS / 8))
+    run "imagine default recipe, --steps $((STEPS * 2))" --steps $((STEPS * 2)) --eval-every $((STEPS / 4))
   fi
-  run shakespeare-cpu-fast --preset shakespeare-cpu-fast --eval-every 125
-  B=(--preset shakespeare-cpu-fast --eval-every 100 --time-limit "${SECS}s" --steps 100000)
-  run "base ${SECS}s" "${B[@]}"
-  run "rope ${SECS}s" "${B[@]}" --pos rope
-  run "rmsnorm ${SECS}s" "${B[@]}" --norm rmsnorm
-  run "qk-norm ${SECS}s" "${B[@]}" --qk-norm
-  run "relu2 ${SECS}s" "${B[@]}" --mlp relu2
-  run "untied ${SECS}s" "${B[@]}" --untied-head
-  run "zero-init ${SECS}s" "${B[@]}" --zero-init
-  run "softcap 15 ${SECS}s" "${B[@]}" --logit-softcap 15
-  run "trapezoid ${SECS}s" "${B[@]}" --schedule trapezoid
-  run "muon ${SECS}s" "${B[@]}" --optimizer muon
-  run "adamw 300 steps" --preset shakespeare-cpu-fast --steps 300 --decay-steps 300 --eval-every 100
-  run "muon 300 steps" --preset shakespeare-cpu-fast --steps 300 --decay-steps 300 --eval-every 100 --optimizer muon
+  if [ "$WHAT" != race ]; then
+    echo
+    echo "## Ablation after the same steps ($STEPS)"
+    echo
+    echo "| run | steps | seconds | val loss | val <= 1.88 |"
+    echo "|---|---|---|---|---|"
+    for v in "${VARIANTS[@]}"; do
+      IFS='|' read -r label args <<<"$v"
+      # shellcheck disable=SC2086
+      run "$label" --steps "$STEPS" --eval-every $((STEPS / 8)) $args
+    done
+    echo
+    echo "## Ablation after the same wall time (${BUDGET} s; steps from a probe of each)"
+    echo
+    echo "| run | steps | seconds | val loss | val <= 1.88 |"
+    echo "|---|---|---|---|---|"
+    for v in "${VARIANTS[@]}"; do
+      IFS='|' read -r label args <<<"$v"
+      # shellcheck disable=SC2086
+      n=$(steps_for $args)
+      # shellcheck disable=SC2086
+      run "$label" --steps "$n" --eval-every $((n / 8)) $args
+    done
+  fi
 } | tee "$OUT"

@@ -78,6 +78,8 @@ void BatchDecoder::clear() {
 void BatchDecoder::round() {
   torch::NoGradGuard no_grad;
   const int64_t block = gpt_->config.block_size;
+  const bool ring = gpt_->config.pos == "rope";
+  const size_t reach = static_cast<size_t>(gpt_->config.n_layer * (block - 1) + 1);
   std::vector<DecodeSlot*> step;  // slots whose next logits come from the batched forward
   std::vector<int64_t> tokens, rows;
   for (DecodeSlot* s : slots_) {
@@ -89,9 +91,18 @@ void BatchDecoder::round() {
     s->ctx.push_back(tok);
     s->out.push_back(tok);
     s->logits.clear();
-    // The window before this token: full means it slides (both paths at the same steps).
-    const bool full = static_cast<int64_t>(s->ctx.size() - 1 - s->start) >= block;
-    if (full) s->start = s->ctx.size() - static_cast<size_t>(block / 2 + 1);
+    // Learned positions: when the window before this token is full it slides to the newest
+    // half, re-encoded at positions 0.. (both paths at the same steps). RoPE: nothing is
+    // re-encoded; the ring cache keeps every layer's last block_size keys, so the logits
+    // depend on at most the last n_layer * (block_size - 1) + 1 tokens (none before where
+    // the slot began), which the uncached path reads with sliding-window attention.
+    bool full = false;
+    if (ring) {
+      if (s->ctx.size() > reach) s->start = std::max(s->start, s->ctx.size() - reach);
+    } else {
+      full = static_cast<int64_t>(s->ctx.size() - 1 - s->start) >= block;
+      if (full) s->start = s->ctx.size() - static_cast<size_t>(block / 2 + 1);
+    }
     if ((s->on_token && !s->on_token(tok)) || static_cast<int64_t>(s->out.size()) >= s->opt.max_tokens) {
       s->done = true;
     } else if (!s->opt.kv_cache) {

@@ -1,8 +1,11 @@
 // Sampling a continuation of a token sequence from a GPT, with a preallocated KV cache.
-// Every family that generates tokens (text, music) runs this one loop. When the context fills up, the
-// window slides: the newest half is kept and re-encoded (learned positions cannot extend
-// past block_size). The uncached path (kv_cache false) slides the same window at the same
-// steps, so both compute the same logits and, sampling alike, write the same text.
+// Every family that generates tokens (text, music) runs this one loop. When the context
+// fills up, the window slides. RoPE models: by one token, nothing re-encoded: each layer's
+// cache is a ring that overwrites its oldest entry (sliding-window attention, every layer
+// seeing its last block_size positions). Learned positions cannot extend past block_size:
+// the newest half is kept and re-encoded. The uncached path (kv_cache false) computes the
+// same windows afresh (RoPE: a sliding-window forward over the tokens the logits depend on),
+// so both compute the same logits and, sampling alike, write the same text.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -42,7 +45,7 @@ struct DecodeSlot {
   // Decoder state.
   std::vector<float> logits;  // for the next token
   int64_t row = -1;           // its row of the decoder's cache while live
-  size_t start = 0;           // ctx[start:] is the window the next logits attend over
+  size_t start = 0;           // ctx[start:]: the tokens the next logits depend on
 };
 
 // Decodes up to `rows` slots together over one preallocated BatchCache (llama.cpp's
@@ -65,7 +68,7 @@ class BatchDecoder {
   void remove(DecodeSlot& slot);
   // One token for every live slot: samples from its logits, hands the token to on_token,
   // and computes the next logits of the slots that go on in one batched forward (a slot
-  // whose context is full slides its window: the newest half is re-encoded into its row).
+  // whose context is full slides its window: see the top of this file).
   // Slots that finish leave the decoder.
   void round();
   // Forgets every slot (after a failed round, whose cache rows are unreliable).
@@ -96,7 +99,8 @@ std::vector<int64_t> sample_continuation(GPT& gpt, torch::Device device, std::ve
 // Next-token logits for a token sequence, by full recomputation over its last block_size
 // tokens (tests, eval).
 torch::Tensor next_token_logits(GPT& gpt, const std::vector<int64_t>& tokens, torch::Device device);
-// The same over the window tokens[start:] (at most block_size tokens): the uncached decoder.
+// The same over tokens[start:] (at most block_size tokens; any number for a RoPE model, read
+// with sliding-window attention): the uncached decoder.
 torch::Tensor window_logits(GPT& gpt, const std::vector<int64_t>& tokens, size_t start, torch::Device device);
 
 }  // namespace imagine

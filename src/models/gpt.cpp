@@ -159,12 +159,18 @@ static nn::RopeAngles angles_for(const GPTConfig& c, const torch::Tensor& pos) {
 torch::Tensor GPTImpl::forward(const torch::Tensor& idx, KVCache* cache) {
   const int64_t T = idx.size(1);
   const int64_t past = cache ? (*cache)[0].length() : 0;
-  IMAGINE_CHECK(past + T <= config.block_size, "crop the input to the model's context", "sequence of ",
-                past + T, " tokens exceeds the context of ", config.block_size);
+  // A RoPE model reads a longer sequence without a cache as its ring cache decodes it: each
+  // position attends over the last block_size (sliding-window attention).
+  const bool slide = !cache && config.pos == "rope" && T > config.block_size;
+  IMAGINE_CHECK(slide || past + T <= config.block_size, "crop the input to the model's context",
+                "sequence of ", past + T, " tokens exceeds the context of ", config.block_size);
   auto pos = torch::arange(past, past + T, torch::TensorOptions().dtype(torch::kLong).device(idx.device()));
   auto x = drop(wpe ? wte(idx) + wpe(pos) : wte(idx));  // (B, T, C)
   const nn::RopeAngles rope = angles_for(config, pos);
-  for (size_t i = 0; i < blocks.size(); i++) x = blocks[i]->forward(x, cache ? &(*cache)[i] : nullptr, rope);
+  const torch::Tensor band =
+      slide ? nn::sliding_window_mask(T, config.block_size, x.options()) : torch::Tensor();
+  for (size_t i = 0; i < blocks.size(); i++)
+    x = blocks[i]->forward(x, cache ? &(*cache)[i] : nullptr, rope, band);
   x = ln_f(x);
   return cap(torch::nn::functional::linear(x, head_weight()));  // (B, T, vocab)
 }
@@ -172,12 +178,13 @@ torch::Tensor GPTImpl::forward(const torch::Tensor& idx, KVCache* cache) {
 void BatchCache::move(int64_t from, int64_t to) {
   if (from == to) return;
   torch::NoGradGuard no_grad;
-  const int64_t n = length[from];
+  // A ring (RoPE) holds at most its size; its length goes on counting positions.
+  const int64_t n = std::min(length[from], layers.empty() ? 0 : layers[0].k.size(2));
   for (auto& l : layers) {
     l.k[to].narrow(1, 0, n).copy_(l.k[from].narrow(1, 0, n));
     l.v[to].narrow(1, 0, n).copy_(l.v[from].narrow(1, 0, n));
   }
-  length[to] = n;
+  length[to] = length[from];
   length[from] = 0;
 }
 
@@ -205,28 +212,32 @@ torch::Tensor GPTImpl::forward_step(const std::vector<int64_t>& tokens, const st
                 "forward_step: ", tokens.size(), " tokens for ", rows.size(), " rows");
   IMAGINE_CHECK(!is_training(), "call eval() before decoding", "forward_step decodes without dropout");
   const int64_t B = static_cast<int64_t>(tokens.size());
-  std::vector<int64_t> positions;
+  const bool ring = config.pos == "rope";  // see RowsStep: a RoPE row's cache is a ring
+  std::vector<int64_t> positions, slots, seen;
   nn::RowsStep step;
   step.prefix = true;
   for (int64_t b = 0; b < B; b++) {
     const int64_t r = rows[static_cast<size_t>(b)];
     IMAGINE_CHECK(r >= 0 && r < cache.rows(), "pass rows of the cache", "row ", r, " of ", cache.rows());
     const int64_t past = cache.length[static_cast<size_t>(r)];
-    IMAGINE_CHECK(past < config.block_size, "slide the window before the context fills", "row ", r, " holds ",
-                  past, " tokens: the context (", config.block_size, ") is full");
+    IMAGINE_CHECK(ring || past < config.block_size, "slide the window before the context fills", "row ", r,
+                  " holds ", past, " tokens: the context (", config.block_size, ") is full");
     positions.push_back(past);
+    slots.push_back(past % config.block_size);
+    seen.push_back(std::min(past + 1, config.block_size));
     step.prefix = step.prefix && r == b;
-    step.span = std::max(step.span, past + 1);
+    step.span = std::max(step.span, seen.back());
   }
   const torch::Device device = wte->weight.device();
   const auto longs = torch::TensorOptions().dtype(torch::kLong);
   step.rows = torch::tensor(rows, longs).to(device);
   step.pos = torch::tensor(positions, longs).to(device);
-  if (std::any_of(positions.begin(), positions.end(), [&](int64_t p) { return p != positions[0]; })) {
-    // Row b sees positions 0..pos[b]; the rest of the span is another sequence's or stale.
+  step.slot = torch::tensor(slots, longs).to(device);
+  if (std::any_of(seen.begin(), seen.end(), [&](int64_t n) { return n != step.span; })) {
+    // Row b reads slots 0..seen[b]-1; the rest of the span is another sequence's or stale.
     std::vector<float> mask(static_cast<size_t>(B * step.span), 0.0f);
     for (int64_t b = 0; b < B; b++)
-      for (int64_t t = positions[static_cast<size_t>(b)] + 1; t < step.span; t++)
+      for (int64_t t = seen[static_cast<size_t>(b)]; t < step.span; t++)
         mask[static_cast<size_t>(b * step.span + t)] = -std::numeric_limits<float>::infinity();
     step.mask = torch::tensor(mask).view({B, 1, 1, step.span}).to(wte->weight.options());
   }

@@ -47,7 +47,8 @@ using KVCache = std::vector<nn::LayerCache>;
 
 // The decoding cache: keys and values of up to rows() sequences, preallocated per block to
 // the whole context ((rows, H, block_size, D) each), so a decoding step writes in place and
-// allocates no cache per token. length[r] is how many positions row r holds. It also holds
+// allocates no cache per token. length[r] is how many positions row r has encoded (a RoPE
+// row may go past block_size: its cache is a ring holding the newest). It also holds
 // the weights in the layout the step multiplies by (copies made with the cache: make a new
 // cache after training further).
 struct BatchCache {
@@ -65,11 +66,14 @@ struct GPTImpl : torch::nn::Module {
 
   // idx: (B, T) token ids -> logits (B, T, vocab). With a cache, idx holds only new tokens,
   // positions continue from the cache, and the cache is extended. Positions must stay below
-  // block_size (the generator slides the window).
+  // block_size (the generator slides the window), except for a RoPE model without a cache:
+  // a longer sequence is read with sliding-window attention (each position sees the last
+  // block_size), which is what its ring cache computes when decoding past the context.
   torch::Tensor forward(const torch::Tensor& idx, KVCache* cache = nullptr);
   // One decoding step for B sequences at once: tokens[b] is appended to row rows[b] of
   // `cache` at that row's own position -> next-token logits (B, vocab). The batched decode
-  // of the server's slots; every row must have room (length < block_size).
+  // of the server's slots. A learned-position row must have room (length < block_size); a RoPE
+  // row overwrites its oldest entry when full (see nn::RowsStep).
   torch::Tensor forward_step(const std::vector<int64_t>& tokens, const std::vector<int64_t>& rows,
                              BatchCache& cache);
   // Encodes a sequence (at most block_size tokens, from position 0) into row `row` of

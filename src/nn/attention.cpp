@@ -2,6 +2,7 @@
 // because it is the one piece that differs between LibTorch 1.13 and 2.x.
 #include "nn/attention.h"
 
+#include <limits>
 #include <tuple>
 
 #include "core/compat.h"
@@ -65,14 +66,21 @@ std::pair<torch::Tensor, torch::Tensor> CausalSelfAttentionImpl::position(torch:
   return {q, k};
 }
 
+torch::Tensor sliding_window_mask(int64_t T, int64_t window, const torch::TensorOptions& options) {
+  auto i = torch::arange(T, torch::kLong).unsqueeze(1), j = torch::arange(T, torch::kLong).unsqueeze(0);
+  auto seen = (j <= i).logical_and(j > i - window);
+  return torch::zeros({T, T}, options)
+      .masked_fill(seen.logical_not().to(options.device()), -std::numeric_limits<float>::infinity());
+}
+
 torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, LayerCache* cache,
-                                               const RopeAngles& angles) {
+                                               const RopeAngles& angles, const torch::Tensor& band) {
   const int64_t B = x.size(0), T = x.size(1), C = x.size(2), hd = C / n_head;
   auto qkv = c_attn(x).split(n_embd, 2);                     // 3 x (B, T, C)
   auto q = qkv[0].view({B, T, n_head, hd}).transpose(1, 2);  // (B, H, T, D)
   auto k = qkv[1].view({B, T, n_head, hd}).transpose(1, 2);
   auto v = qkv[2].view({B, T, n_head, hd}).transpose(1, 2);
-  if (qk_norm || rope) std::tie(q, k) = position(q, k, angles);
+  std::tie(q, k) = position(q, k, angles);
   if (cache) {
     if (cache->k.defined()) {
       k = torch::cat({cache->k, k}, 2);
@@ -81,7 +89,10 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, LayerCach
     cache->k = k;
     cache->v = v;
   }
-  auto y = compat::attention(q, k, v, /*causal=*/true, dropout, is_training());  // (B, H, T, D)
+  TORCH_CHECK(!band.defined() || !cache, "a sliding-window mask is for a whole sequence, not a cache");
+  auto y = band.defined()
+               ? compat::attention_masked(q, k, v, band.view({1, 1, T, T}))
+               : compat::attention(q, k, v, /*causal=*/true, dropout, is_training());  // (B, H, T, D)
   y = y.transpose(1, 2).contiguous().view({B, T, C});
   return resid_drop(c_proj(y));
 }
@@ -93,13 +104,11 @@ torch::Tensor CausalSelfAttentionImpl::step_attention(const torch::Tensor& qkv, 
   TORCH_CHECK(step.rows.size(0) == B, "step_attention: one token per row");
   auto q = qkv.narrow(1, 0, C).view({B, n_head, 1, hd});
   auto k_new = qkv.narrow(1, C, C).view({B, n_head, 1, hd});
-  if (qk_norm || rope) {
-    RopeAngles a;
-    if (rope) a = {step.rope.cos.view({B, 1, 1, hd / 2}), step.rope.sin.view({B, 1, 1, hd / 2})};
-    std::tie(q, k_new) = position(q, k_new, a);
-  }
-  cache.k.index_put_({step.rows, Slice(), step.pos}, k_new.view({B, n_head, hd}));
-  cache.v.index_put_({step.rows, Slice(), step.pos}, qkv.narrow(1, 2 * C, C).view({B, n_head, hd}));
+  RopeAngles a;
+  if (rope) a = {step.rope.cos.view({B, 1, 1, hd / 2}), step.rope.sin.view({B, 1, 1, hd / 2})};
+  std::tie(q, k_new) = position(q, k_new, a);
+  cache.k.index_put_({step.rows, Slice(), step.slot}, k_new.view({B, n_head, hd}));
+  cache.v.index_put_({step.rows, Slice(), step.slot}, qkv.narrow(1, 2 * C, C).view({B, n_head, hd}));
   auto k = cache.k.narrow(2, 0, step.span), v = cache.v.narrow(2, 0, step.span);  // (rows, H, span, D)
   if (step.prefix) {
     k = k.narrow(0, 0, B);
@@ -132,8 +141,9 @@ BlockImpl::BlockImpl(const BlockOptions& o) {
   mlp = register_module("mlp", MLP(o));
 }
 
-torch::Tensor BlockImpl::forward(const torch::Tensor& x0, LayerCache* cache, const RopeAngles& rope) {
-  auto x = x0 + attn->forward(ln_1(x0), cache, rope);
+torch::Tensor BlockImpl::forward(const torch::Tensor& x0, LayerCache* cache, const RopeAngles& rope,
+                                 const torch::Tensor& band) {
+  auto x = x0 + attn->forward(ln_1(x0), cache, rope, band);
   return x + mlp(ln_2(x));
 }
 
@@ -183,7 +193,7 @@ torch::Tensor BlockImpl::forward_prefill(const torch::Tensor& x0, RowsCache& cac
     return qkv.narrow(1, i * C, C).view({T, H, hd}).transpose(0, 1);
   };  // (H, T, D)
   auto q = heads(0), k = heads(1), v = heads(2);
-  if (attn->qk_norm || attn->rope) std::tie(q, k) = attn->position(q, k, rope);
+  std::tie(q, k) = attn->position(q, k, rope);
   cache.k[row].narrow(1, 0, T).copy_(k);
   cache.v[row].narrow(1, 0, T).copy_(v);
   auto y = compat::attention(q.unsqueeze(0), k.unsqueeze(0), v.unsqueeze(0), /*causal=*/true, 0.0, false);

@@ -62,14 +62,18 @@ struct StepWeights {
 };
 
 // Where one decoding step of B sequences reads and writes a RowsCache: sequence b lives in
-// row rows[b], its new token goes at position pos[b], and it attends over positions
-// 0..pos[b]. Built once per step and shared by every layer.
+// row rows[b], its new token is at position pos[b] (what RoPE rotates by) and goes into
+// cache slot slot[b], and it attends over the slots before mask says stop. Learned
+// positions: slot = pos and the row attends over 0..pos. RoPE rows may run past the
+// context: the cache is a ring (slot = pos mod block_size) that overwrites its oldest
+// entry, which attention over rotated keys allows because scores depend only on relative
+// positions. Built once per step and shared by every layer.
 struct RowsStep {
-  torch::Tensor rows, pos;  // (B) long
-  RopeAngles rope;          // the angles of pos, (B, D/2), for RoPE models
-  bool prefix = false;      // rows are 0..B-1: the cache is read through views, not gathered
-  int64_t span = 0;         // max(pos) + 1: the positions read
-  torch::Tensor mask;       // (B, 1, 1, span) additive, 0 / -inf; undefined when every pos is equal
+  torch::Tensor rows, pos, slot;  // (B) long
+  RopeAngles rope;                // the angles of pos, (B, D/2), for RoPE models
+  bool prefix = false;            // rows are 0..B-1: the cache is read through views, not gathered
+  int64_t span = 0;               // the slots read: max over rows of min(pos + 1, block_size)
+  torch::Tensor mask;             // (B, 1, 1, span) additive, 0 / -inf; undefined when every row reads all
 };
 
 // What a Transformer block is made of. The defaults are GPT-2's (and every model directory
@@ -97,11 +101,18 @@ struct LayerNormImpl : torch::nn::Module {
 };
 TORCH_MODULE(LayerNorm);
 
+// Causal attention limited to the last `window` positions, as an additive (T, T) mask: query
+// i sees keys i - window < j <= i. What a RoPE model's ring cache computes past its context.
+torch::Tensor sliding_window_mask(int64_t T, int64_t window, const torch::TensorOptions& options);
+
 struct CausalSelfAttentionImpl : torch::nn::Module {
   explicit CausalSelfAttentionImpl(const BlockOptions& o);
   // x: (B, T, C). With a cache, x holds only the new tokens and the cache is extended.
-  // `rope`: the angles of x's positions, (T, D/2); needed (only) with o.rope.
-  torch::Tensor forward(const torch::Tensor& x, LayerCache* cache = nullptr, const RopeAngles& rope = {});
+  // `rope`: the angles of x's positions, (T, D/2); needed (only) with o.rope. `band`: an
+  // additive (T, T) mask replacing the causal one (sliding-window attention over a sequence
+  // longer than the context; see sliding_window_mask), without a cache.
+  torch::Tensor forward(const torch::Tensor& x, LayerCache* cache = nullptr, const RopeAngles& rope = {},
+                        const torch::Tensor& band = {});
   // One new token for each of B sequences held in a preallocated cache: qkv is (B, 3C), the
   // step's c_attn output; the keys and values are written into `cache` where `step` says,
   // and each row attends over its own positions only -> (B, C), before c_proj.
@@ -130,7 +141,8 @@ TORCH_MODULE(MLP);
 
 struct BlockImpl : torch::nn::Module {
   explicit BlockImpl(const BlockOptions& o);
-  torch::Tensor forward(const torch::Tensor& x, LayerCache* cache = nullptr, const RopeAngles& rope = {});
+  torch::Tensor forward(const torch::Tensor& x, LayerCache* cache = nullptr, const RopeAngles& rope = {},
+                        const torch::Tensor& band = {});
   // A decoding step (evaluation only: no dropout): x (B, C), one token per row.
   torch::Tensor forward_step(const torch::Tensor& x, RowsCache& cache, const RowsStep& step,
                              const StepWeights& w);

@@ -153,24 +153,30 @@ void AdamW::load_state(const std::map<std::string, torch::Tensor>& state, int64_
 }
 
 torch::Tensor newton_schulz(const torch::Tensor& g, int steps) {
-  TORCH_CHECK(g.dim() == 2, "newton_schulz: a matrix");
+  TORCH_CHECK(g.dim() == 2 || g.dim() == 3, "newton_schulz: a matrix or a stack of matrices");
   const double a = 3.4445, b = -4.7750, c = 2.0315;
-  auto x = g.to(torch::kFloat);
-  const bool tall = x.size(0) > x.size(1);
-  if (tall) x = x.t();  // iterate on the wide orientation: X X^T is the smaller Gram matrix
-  x = x / (x.norm() + 1e-7);
+  auto x = g.dim() == 2 ? g.to(torch::kFloat).unsqueeze(0) : g.to(torch::kFloat);
+  const bool tall = x.size(1) > x.size(2);
+  if (tall) x = x.transpose(1, 2);  // iterate on the wide orientation: X X^T is the smaller Gram matrix
+  x = x / (x.square().sum({1, 2}, /*keepdim=*/true).sqrt() + 1e-7);  // each matrix's Frobenius norm
   for (int i = 0; i < steps; i++) {
-    auto A = torch::mm(x, x.t());
-    auto B = torch::addmm(A, A, A, b, c);  // b A + c A^2 (addmm: beta * A + alpha * A A)
-    x = torch::addmm(x, B, x, a, 1.0);     // a X + B X
+    auto A = torch::bmm(x, x.transpose(1, 2));
+    auto B = torch::baddbmm(A, A, A, b, c);  // b A + c A^2
+    x = torch::baddbmm(x, B, x, a, 1.0);     // a X + B X
   }
-  return tall ? x.t() : x;
+  if (tall) x = x.transpose(1, 2);
+  return g.dim() == 2 ? x[0] : x;
 }
 
 Muon::Muon(std::vector<std::pair<std::string, torch::Tensor>> params, MuonConfig config) : config_(config) {
   for (auto& [name, p] : params) {
     if (!p.requires_grad()) continue;
     IMAGINE_CHECK(p.dim() == 2, "", "Muon takes matrices only; '", name, "' has ", p.dim(), " dimensions");
+    auto same = std::find_if(groups_.begin(), groups_.end(), [&](const std::vector<size_t>& g) {
+      return slots_[g[0]].param.sizes() == p.sizes() && slots_[g[0]].param.device() == p.device();
+    });
+    if (same == groups_.end()) same = groups_.insert(groups_.end(), std::vector<size_t>{});
+    same->push_back(slots_.size());
     slots_.push_back({name, p, torch::zeros_like(p)});
   }
 }
@@ -183,16 +189,27 @@ void Muon::zero_grad() {
 void Muon::step(double lr) {
   torch::NoGradGuard no_grad;
   step_++;
-  for (auto& s : slots_) {
-    const auto& g = s.param.grad();
-    if (!g.defined()) continue;
-    s.momentum.lerp_(g, 1.0 - config_.momentum);  // m = beta m + (1 - beta) g
-    auto u = config_.nesterov ? g.lerp(s.momentum, config_.momentum) : s.momentum;
-    auto o = newton_schulz(u, config_.ns_steps).to(s.param.scalar_type());
-    const double scale =
-        std::sqrt(std::max(1.0, static_cast<double>(s.param.size(0)) / static_cast<double>(s.param.size(1))));
-    if (config_.weight_decay != 0) s.param.mul_(1.0 - lr * config_.weight_decay);
-    s.param.add_(o, -lr * scale);
+  for (const auto& group : groups_) {
+    // The matrices of one shape are orthogonalised together, one batched iteration.
+    std::vector<size_t> live;
+    std::vector<torch::Tensor> updates;
+    for (size_t i : group) {
+      Slot& s = slots_[i];
+      const auto& g = s.param.grad();
+      if (!g.defined()) continue;
+      s.momentum.lerp_(g, 1.0 - config_.momentum);  // m = beta m + (1 - beta) g
+      updates.push_back(config_.nesterov ? g.lerp(s.momentum, config_.momentum) : s.momentum);
+      live.push_back(i);
+    }
+    if (live.empty()) continue;
+    auto o = newton_schulz(torch::stack(updates), config_.ns_steps);
+    for (size_t j = 0; j < live.size(); j++) {
+      Slot& s = slots_[live[j]];
+      const double scale = std::sqrt(
+          std::max(1.0, static_cast<double>(s.param.size(0)) / static_cast<double>(s.param.size(1))));
+      if (config_.weight_decay != 0) s.param.mul_(1.0 - lr * config_.weight_decay);
+      s.param.add_(o[static_cast<int64_t>(j)].to(s.param.scalar_type()), -lr * scale);
+    }
   }
 }
 

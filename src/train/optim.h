@@ -82,7 +82,8 @@ struct MuonConfig {
 
 // The quintic Newton–Schulz iteration of the speedrun (coefficients 3.4445, -4.7750, 2.0315)
 // on g / ||g||_F: maps a matrix to approximately U V^T of its SVD, with singular values in
-// about [0.7, 1.2] rather than exactly 1 (it trades exactness for speed). float32.
+// about [0.7, 1.2] rather than exactly 1 (it trades exactness for speed). float32. g is one
+// matrix (rows, cols) or a stack of them (n, rows, cols), each orthogonalised on its own.
 torch::Tensor newton_schulz(const torch::Tensor& g, int steps = 5);
 
 class Muon {
@@ -101,6 +102,7 @@ class Muon {
     torch::Tensor param, momentum;
   };
   std::vector<Slot> slots_;
+  std::vector<std::vector<size_t>> groups_;  // slots of one shape: orthogonalised in one batch
   MuonConfig config_;
   int64_t step_ = 0;
 };

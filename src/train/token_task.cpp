@@ -14,14 +14,29 @@ std::vector<std::string> with_gpt_keys(std::vector<std::string> keys) {
 }
 
 void add_gpt_options(OptionTable& t) {
-  t.choice("pos", "learned", {"learned", "rope"}, "positions: learned embeddings, or rotary (RoPE)")
+  // The defaults are the measured recipe (docs/benchmarks.md, "Time to quality"); a model
+  // directory written without these keys loads with GPT-2's choices (GPTConfig::from_json).
+  t.choice("pos", "rope", {"learned", "rope"}, "positions: learned embeddings, or rotary (RoPE)")
       .real("rope-base", 10000, 2, 1e9, "RoPE frequency base")
-      .choice("norm", "layernorm", {"layernorm", "rmsnorm"}, "normalisation layers")
-      .flag("qk-norm", false, "RMS-normalise queries and keys per head")
-      .choice("mlp", "gelu", {"gelu", "relu2"}, "MLP activation: GELU or relu(x)^2")
+      .choice("norm", "rmsnorm", {"layernorm", "rmsnorm"}, "normalisation layers")
+      .flag("qk-norm", true, "RMS-normalise queries and keys per head")
+      .choice("mlp", "relu2", {"gelu", "relu2"}, "MLP activation: GELU or relu(x)^2")
       .flag("untied-head", false, "an output head of its own instead of the token embedding")
       .flag("zero-init", false, "output projections (and an untied head) start at zero")
-      .real("logit-softcap", 0, 0, 1e4, "soft-cap logits at c * tanh(x / c) (0 = off)");
+      .real("logit-softcap", 15, 0, 1e4, "soft-cap logits at c * tanh(x / c) (0 = off)");
+}
+
+const std::map<std::string, std::string>& classic_gpt_recipe() {
+  static const std::map<std::string, std::string> m = {
+      {"pos", "learned"}, {"norm", "layernorm"},    {"qk-norm", "false"},      {"mlp", "gelu"},
+      {"untied-head", "false"}, {"zero-init", "false"}, {"logit-softcap", "0"}, {"optimizer", "adamw"},
+      {"schedule", "cosine"}};
+  return m;
+}
+
+std::map<std::string, std::string> classic(std::map<std::string, std::string> preset) {
+  for (const auto& [k, v] : classic_gpt_recipe()) preset.emplace(k, v);
+  return preset;
 }
 
 void read_gpt_options(const Options& o, GPTConfig& arch) {

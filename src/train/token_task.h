@@ -15,6 +15,11 @@ namespace imagine {
 // --untied-head, --zero-init, --logit-softcap, --rope-base): added to a family's table, read
 // into a config, and never changed on --resume (kGptOptionKeys joins the arch keys).
 void add_gpt_options(OptionTable& t);
+// GPT-2's and nanoGPT's choices (learned positions, LayerNorm, GELU, no caps, AdamW, cosine):
+// what the comparison presets (shakespeare-cpu, chorales-classic, ...) pin, since the
+// defaults are the modern recipe. classic(p) is preset p with those keys added (p's win).
+const std::map<std::string, std::string>& classic_gpt_recipe();
+std::map<std::string, std::string> classic(std::map<std::string, std::string> preset);
 void read_gpt_options(const Options& o, GPTConfig& arch);
 extern const std::vector<std::string> kGptOptionKeys;
 // `keys` and kGptOptionKeys: a GPT family's architecture keys for start_run.

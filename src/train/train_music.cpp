@@ -44,8 +44,9 @@ const OptionTable& music_train_table() {
     for (const OptSpec& s : text_train_table().specs())
       if (!text_only.count(s.name) && !t.find(s.name)) t.add(s);
     t.preset({"tiny",
-              "2 layers, 32 wide, context 64, 60 steps: seconds on a CPU (tests)",
-              {{"n-layer", "2"},
+              "2 layers, 32 wide, context 64, 60 steps, GPT-2's architecture and AdamW: seconds on a CPU "
+              "(tests)",
+              classic({{"n-layer", "2"},
                {"n-head", "2"},
                {"n-embd", "32"},
                {"block-size", "64"},
@@ -57,7 +58,7 @@ const OptionTable& music_train_table() {
                {"eval-every", "30"},
                {"eval-iters", "4"},
                {"log-every", "10"},
-               {"dropout", "0"}}});
+               {"dropout", "0"}})});
     t.preset({"chorales-cpu",
               "4 layers, 128 wide, context 128, 1000 steps of 16: the demo's and benchmark's budget "
               "(about 2.5 minutes on 2 cores)",

@@ -25,8 +25,8 @@ const OptionTable& text_train_table() {
         .text("out", "", "model directory to write (refuses to overwrite an existing model)", "DIR")
         .text("data-license", "", kDataLicenseHelp, "TEXT|FILE")
         .flag("resume", false, "continue the run in --out from checkpoint-latest exactly")
-        .integer("steps", 2000, 0, 1e9, "optimizer steps in total")
-        .integer("batch-size", 12, 1, 65536, "sequences per micro-batch")
+        .integer("steps", 600, 0, 1e9, "optimizer steps in total")
+        .integer("batch-size", 32, 1, 65536, "sequences per micro-batch")
         .integer("grad-accum", 1, 1, 4096, "micro-batches per optimizer step")
         .integer("block-size", 64, 2, 65536, "context length in tokens")
         .integer("n-layer", 4, 1, 256, "Transformer blocks")
@@ -38,21 +38,21 @@ const OptionTable& text_train_table() {
                 "byte (256 symbols) or SentencePiece BPE trained on the data")
         .integer("vocab-size", 2048, 273, 1 << 20, "BPE vocabulary size (with --tokenizer bpe)")
         .real("val-fraction", 0.1, 0.001, 0.5, "last fraction of the data held out for validation")
-        .real("lr", 1e-3, 1e-7, 1.0, "peak learning rate")
-        .real("min-lr", 1e-4, 0.0, 1.0, "learning rate at the end of the cosine decay")
-        .integer("warmup-steps", 100, 0, 1e9, "linear warm-up steps")
-        .integer("decay-steps", 0, 0, 1e9, "step where the cosine decay ends (0 = --steps)")
+        .real("lr", 2e-3, 1e-7, 1.0, "peak learning rate (AdamW)")
+        .real("min-lr", 2e-4, 0.0, 1.0, "learning rate at the end of the decay (Muon's: the same fraction of --muon-lr)")
+        .integer("warmup-steps", 30, 0, 1e9, "linear warm-up steps")
+        .integer("decay-steps", 0, 0, 1e9, "step where the decay ends (0 = --steps)")
         .real("beta1", 0.9, 0.0, 0.999999, "AdamW beta1")
         .real("beta2", 0.99, 0.0, 0.999999, "AdamW beta2")
         .real("weight-decay", 0.1, 0.0, 10.0, "AdamW decoupled weight decay (matrices and embeddings)")
         .real("grad-clip", 1.0, 0.0, 1e6, "clip the global gradient norm (0 = off)")
-        .choice("optimizer", "adamw", {"adamw", "muon"},
+        .choice("optimizer", "muon", {"adamw", "muon"},
                 "adamw, or muon: Muon for hidden matrices, AdamW (--lr) for embeddings, head, norms")
         .real("muon-lr", 0.02, 1e-6, 10.0, "Muon's peak learning rate (the schedule scales it like --lr)")
         .real("muon-momentum", 0.95, 0.0, 0.9999, "Muon's (Nesterov) momentum")
-        .choice("schedule", "cosine", {"cosine", "trapezoid"},
+        .choice("schedule", "trapezoid", {"cosine", "trapezoid"},
                 "after warm-up: cosine decay, or trapezoid (stable, then linear decay over --cooldown)")
-        .real("cooldown", 0.2, 0.0, 1.0, "trapezoid: the final fraction of the schedule that decays")
+        .real("cooldown", 0.3, 0.0, 1.0, "trapezoid: the final fraction of the schedule that decays")
         .integer("eval-every", 250, 0, 1e9, "evaluate and checkpoint every N steps (0 = at the end)")
         .integer("eval-iters", 20, 1, 1e6, "batches per evaluation")
         .integer("log-every", 10, 1, 1e9, "metrics / plain progress line every N steps")
@@ -70,8 +70,8 @@ const OptionTable& text_train_table() {
     add_gpt_options(t);
     add_distributed_options(t);
     t.preset({"tiny",
-              "2 layers, 32 wide, context 32: seconds on a CPU (tests)",
-              {{"n-layer", "2"},
+              "2 layers, 32 wide, context 32, GPT-2's architecture and AdamW: seconds on a CPU (tests)",
+              classic({{"n-layer", "2"},
                {"n-head", "2"},
                {"n-embd", "32"},
                {"block-size", "32"},
@@ -82,22 +82,25 @@ const OptionTable& text_train_table() {
                {"warmup-steps", "10"},
                {"eval-every", "50"},
                {"eval-iters", "4"},
-               {"log-every", "10"}}});
+               {"log-every", "10"}})});
     const std::map<std::string, std::string> nanogpt_cpu = {
         {"n-layer", "4"},      {"n-head", "4"},      {"n-embd", "128"},       {"block-size", "64"},
         {"batch-size", "12"},  {"steps", "2000"},    {"decay-steps", "2000"}, {"lr", "1e-3"},
         {"min-lr", "1e-4"},    {"beta2", "0.99"},    {"warmup-steps", "100"}, {"dropout", "0"},
-        {"eval-every", "250"}, {"eval-iters", "20"}, {"bias", "false"}};
-    t.preset({"shakespeare-cpu", "nanoGPT's CPU benchmark: 4 layers, 4 heads, 128 wide, context 64, batch 12",
-              nanogpt_cpu});
+        {"eval-every", "250"}, {"eval-iters", "20"}, {"bias", "false"}, {"cooldown", "0.2"}};
+    t.preset({"shakespeare-cpu",
+              "nanoGPT's CPU benchmark, its architecture and AdamW: 4 layers, 4 heads, 128 wide, context 64, "
+              "batch 12",
+              classic(nanogpt_cpu)});
     std::map<std::string, std::string> fast = nanogpt_cpu;
     fast["lr"] = "2e-3";
     fast["min-lr"] = "2e-4";
     t.preset({"shakespeare-cpu-fast",
-              "shakespeare-cpu with a 2x learning rate (2e-3 -> 2e-4): reaches 1.84 in 2000 steps", fast});
+              "shakespeare-cpu with a 2x learning rate (2e-3 -> 2e-4): reaches 1.84 in 2000 steps", classic(fast)});
     t.preset({"shakespeare",
-              "nanoGPT's GPU benchmark: 6 layers, 6 heads, 384 wide, context 256, batch 64",
-              {{"n-layer", "6"},
+              "nanoGPT's GPU benchmark, its architecture and AdamW: 6 layers, 6 heads, 384 wide, context 256, "
+              "batch 64",
+              classic({{"n-layer", "6"},
                {"n-head", "6"},
                {"n-embd", "384"},
                {"block-size", "256"},
@@ -111,7 +114,7 @@ const OptionTable& text_train_table() {
                {"dropout", "0.2"},
                {"eval-every", "250"},
                {"eval-iters", "200"},
-               {"bias", "false"}}});
+               {"bias", "false"}})});
     return t;
   }();
   return table;

@@ -9,8 +9,9 @@
 
 namespace {
 
-imagine::GPT tiny_gpt() {
+imagine::GPT tiny_gpt(const std::string& pos = "learned") {
   imagine::GPTConfig c;
+  c.pos = pos;
   c.vocab_size = 29;
   c.block_size = 12;
   c.n_layer = 2;
@@ -64,35 +65,58 @@ TEST(Decode, SlotsDecodedTogetherMatchEachDecodedAlone) {
 
 // The uncached path (--no-kv-cache) slides the same window at the same steps as the cache,
 // so past many full contexts both see the same logits (to float rounding) and write the same
-// tokens, greedy and sampled, from a prompt shorter and one longer than the context.
+// tokens, greedy and sampled, from a prompt shorter and one longer than the context. RoPE
+// models slide by one token and never re-encode (each layer's ring cache overwrites its
+// oldest keys): past the context the cached logits equal one sliding-window forward over the
+// whole sequence (the full recomputation), though the uncached path reads only the last
+// n_layer * (block - 1) + 1 tokens.
 TEST(Decode, CachedAndUncachedWriteTheSameTextBeyondTheWindow) {
   torch::set_num_threads(1);
-  auto gpt = tiny_gpt();
-  std::vector<int64_t> long_prompt;
-  for (int64_t i = 0; i < 20; i++) long_prompt.push_back((i * 7) % 29);
-  for (const auto& prompt : {std::vector<int64_t>{3, 1, 4}, long_prompt}) {
-    for (double temperature : {0.0, 0.9}) {
-      std::vector<std::vector<int64_t>> out(2);
-      std::vector<std::vector<std::vector<float>>> seen(2);
-      for (int cached = 0; cached < 2; cached++) {
-        imagine::TokenSampling opt;
-        opt.max_tokens = 70;  // the 12-token window slides 10 times
-        opt.sampling.temperature = temperature;
-        opt.kv_cache = cached == 1;
-        opt.logit_hook = [&seen, cached](std::vector<float>& logits, const std::vector<int64_t>&) {
-          seen[cached].push_back(logits);
-        };
-        imagine::Rng rng(9);
-        out[cached] = imagine::sample_continuation(gpt, torch::kCPU, prompt, opt, rng, nullptr);
+  for (const std::string pos : {"learned", "rope"}) {
+    auto gpt = tiny_gpt(pos);
+    const size_t block = static_cast<size_t>(gpt->config.block_size);
+    std::vector<int64_t> long_prompt;
+    for (int64_t i = 0; i < 20; i++) long_prompt.push_back((i * 7) % 29);
+    for (const auto& prompt : {std::vector<int64_t>{3, 1, 4}, long_prompt}) {
+      for (double temperature : {0.0, 0.9}) {
+        std::vector<std::vector<int64_t>> out(2);
+        std::vector<std::vector<std::vector<float>>> seen(2);
+        float worst_window = 0;
+        size_t full_windows = 0;
+        const size_t first = prompt.size() > block ? prompt.size() - block : 0;
+        for (int cached = 0; cached < 2; cached++) {
+          imagine::TokenSampling opt;
+          opt.max_tokens = 70;  // the 12-token window slides 10 times (learned) or 58+ (RoPE)
+          opt.sampling.temperature = temperature;
+          opt.kv_cache = cached == 1;
+          opt.logit_hook = [&, cached](std::vector<float>& logits, const std::vector<int64_t>& ctx) {
+            seen[cached].push_back(logits);
+            if (pos != "rope" || cached == 0 || ctx.size() < block + 2) return;
+            // The whole sequence since the window the prompt filled, in one forward.
+            auto fresh = imagine::window_logits(gpt, ctx, first, torch::kCPU);
+            full_windows++;
+            for (size_t v = 0; v < logits.size(); v++)
+              worst_window =
+                  std::max(worst_window, std::abs(logits[v] - fresh[static_cast<int64_t>(v)].item<float>()));
+          };
+          imagine::Rng rng(9);
+          out[cached] = imagine::sample_continuation(gpt, torch::kCPU, prompt, opt, rng, nullptr);
+        }
+        const std::string what = pos + ", prompt of " + std::to_string(prompt.size()) + ", temperature " +
+                                 std::to_string(temperature);
+        ASSERT_EQ(out[0].size(), 70u);
+        EXPECT_EQ(out[0], out[1]) << what;
+        ASSERT_EQ(seen[0].size(), seen[1].size());
+        float worst = 0;
+        for (size_t t = 0; t < seen[0].size(); t++)
+          for (size_t v = 0; v < seen[0][t].size(); v++)
+            worst = std::max(worst, std::abs(seen[0][t][v] - seen[1][t][v]));
+        EXPECT_LT(worst, 1e-4) << "the same window gives the same logits: " << what;
+        if (pos == "rope") {
+          EXPECT_GT(full_windows, 55u) << what;
+          EXPECT_LT(worst_window, 1e-4) << "the ring cache equals full recomputation: " << what;
+        }
       }
-      ASSERT_EQ(out[0].size(), 70u);
-      EXPECT_EQ(out[0], out[1]) << "prompt of " << prompt.size() << ", temperature " << temperature;
-      ASSERT_EQ(seen[0].size(), seen[1].size());
-      float worst = 0;
-      for (size_t t = 0; t < seen[0].size(); t++)
-        for (size_t v = 0; v < seen[0][t].size(); v++)
-          worst = std::max(worst, std::abs(seen[0][t][v] - seen[1][t][v]));
-      EXPECT_LT(worst, 1e-4) << "the same window gives the same logits";
     }
   }
 }

@@ -117,6 +117,56 @@ TEST_F(GptOptions, KvCachesEqualFullRecomputationWithEveryOption) {
   EXPECT_LT(full.abs().max().item<double>(), c.logit_softcap);
 }
 
+// Two rows of one RoPE batch cache step together far past the context, at different
+// positions (so the step masks a row that is still filling): each row's logits equal one
+// forward over its whole sequence (sliding-window attention, each position seeing the last
+// block_size), and moving a row (a slot leaving) keeps them. The ring differs from
+// re-encoding the last block_size tokens: deeper layers' cached keys saw further back.
+TEST_F(GptOptions, RopeRingCacheSlidesRowsAtTheirOwnPositions) {
+  auto c = all_options();
+  auto m = make_model(c, 6);
+  torch::NoGradGuard ng;
+  torch::manual_seed(10);
+  const int64_t total = 3 * c.block_size + 5;
+  auto stream = torch::randint(c.vocab_size, {2, total}, torch::kLong);
+  auto fresh = [&](int64_t r, int64_t end) {  // logits after stream[r][..end): the whole sequence at once
+    return m->forward(stream[r].slice(0, 0, end).unsqueeze(0))[0][-1];
+  };
+  auto tok = [&](int64_t r, int64_t t) { return stream[r][t].item<int64_t>(); };
+  auto batch = m->new_batch_cache(3);
+  std::vector<int64_t> head0, head1;
+  for (int64_t t = 0; t < 5; t++) head0.push_back(tok(0, t));
+  for (int64_t t = 0; t < 2; t++) head1.push_back(tok(1, t));
+  m->prefill_row(head0, 0, batch);
+  m->prefill_row(head1, 2, batch);
+  double worst = 0;
+  int64_t n0 = 5, n1 = 2;
+  for (int64_t round = 0; n0 < total; round++) {
+    if (round == c.block_size) {  // row 2 moves into row 1, as when a slot leaves
+      batch.move(2, 1);
+      EXPECT_EQ(batch.length[1], n1);
+    }
+    const int64_t row1 = round < c.block_size ? 2 : 1;
+    auto got = m->forward_step({tok(0, n0), tok(1, n1)}, {0, row1}, batch);
+    n0++, n1++;
+    worst = std::max(worst, (got[0] - fresh(0, n0)).abs().max().item<double>());
+    worst = std::max(worst, (got[1] - fresh(1, n1)).abs().max().item<double>());
+  }
+  EXPECT_EQ(batch.length[0], total) << "a ring row counts every position it encoded";
+  EXPECT_LT(worst, 1e-4) << "the ring cache differs from full recomputation";
+  // ... and from re-encoding only the last block_size tokens (what a learned model's
+  // window would see): the window mask matters.
+  auto last = stream[0].slice(0, total - c.block_size, total).unsqueeze(0);
+  EXPECT_GT((m->forward(last)[0][-1] - fresh(0, total)).abs().max().item<double>(), 1e-3);
+  // Learned positions cannot ring: a full row is refused with a hint, not overwritten.
+  auto l = all_options();
+  l.pos = "learned";
+  auto learned = make_model(l, 7);
+  auto lb = learned->new_batch_cache(1);
+  learned->prefill_row(std::vector<int64_t>(static_cast<size_t>(l.block_size), 1), 0, lb);
+  EXPECT_THROW(learned->forward_step({2}, {0}, lb), imagine::Error);
+}
+
 TEST_F(GptOptions, EachOptionShapesTheModelItNames) {
   auto names = [](const GPT& m) {
     std::set<std::string> s;
@@ -146,9 +196,11 @@ TEST_F(GptOptions, EachOptionShapesTheModelItNames) {
   auto zero_cfg = untied_cfg;
   zero_cfg.zero_init = true;
   GPT zero(zero_cfg);
-  for (auto& p : zero->named_parameters())
-    if (p.key().find("c_proj.weight") != std::string::npos || p.key() == "lm_head.weight")
+  for (auto& p : zero->named_parameters()) {
+    if (p.key().find("c_proj.weight") != std::string::npos || p.key() == "lm_head.weight") {
       EXPECT_EQ(p.value().abs().max().item<double>(), 0.0) << p.key();
+    }
+  }
   // A zero head predicts the uniform distribution.
   torch::NoGradGuard ng;
   zero->eval();

@@ -59,36 +59,52 @@ TEST(Muon, NewtonSchulzGivesSingularValuesNearOneAlongTheSvdDirections) {
 }
 
 // Two steps of Muon on small matrices equal Nesterov momentum, orthogonalised, scaled by
-// sqrt(max(1, rows / cols)) and applied at the learning rate, computed here by hand.
+// sqrt(max(1, rows / cols)) and applied at the learning rate, computed here by hand for each
+// matrix alone (Muon orthogonalises the two 12x4 matrices in one batch, the 4x12 apart).
 TEST(Muon, UpdateEqualsOrthogonalisedNesterovMomentum) {
   torch::manual_seed(2);
-  auto w = torch::randn({12, 4}).set_requires_grad(true);
-  auto w0 = w.detach().clone();
+  std::vector<torch::Tensor> ws = {torch::randn({12, 4}), torch::randn({4, 12}), torch::randn({12, 4})};
+  std::vector<torch::Tensor> expect_w, m;
+  imagine::NamedParams named;
+  for (size_t i = 0; i < ws.size(); i++) {
+    ws[i].set_requires_grad(true);
+    expect_w.push_back(ws[i].detach().clone());
+    m.push_back(torch::zeros_like(ws[i]));
+    named.push_back({"w" + std::to_string(i), ws[i]});
+  }
   imagine::MuonConfig cfg;
   cfg.momentum = 0.9;
-  imagine::Muon muon({{"w", w}}, cfg);
-  auto expect_w = w0.clone(), m = torch::zeros_like(w0);
+  imagine::Muon muon(named, cfg);
   for (int step = 0; step < 2; step++) {
-    auto g = torch::randn({12, 4});
-    w.mutable_grad() = g.clone();
+    for (size_t i = 0; i < ws.size(); i++) {
+      auto g = torch::randn(ws[i].sizes());
+      ws[i].mutable_grad() = g.clone();
+      m[i] = 0.9 * m[i] + 0.1 * g;
+      auto nesterov = 0.1 * g + 0.9 * m[i];
+      const double scale = ws[i].size(0) > ws[i].size(1) ? std::sqrt(3.0) : 1.0;
+      expect_w[i] = expect_w[i] - 0.05 * scale * reference_orthogonalise(nesterov, 5);
+    }
     muon.step(0.05);
-    m = 0.9 * m + 0.1 * g;
-    auto nesterov = 0.1 * g + 0.9 * m;
-    expect_w = expect_w - 0.05 * std::sqrt(3.0) * reference_orthogonalise(nesterov, 5);
-    EXPECT_TRUE(torch::allclose(w.detach(), expect_w, 1e-4, 1e-4))
-        << "step " << step << " differs by " << (w.detach() - expect_w).abs().max().item<double>();
+    for (size_t i = 0; i < ws.size(); i++)
+      EXPECT_TRUE(torch::allclose(ws[i].detach(), expect_w[i], 1e-4, 1e-4))
+          << "matrix " << i << ", step " << step << " differs by "
+          << (ws[i].detach() - expect_w[i]).abs().max().item<double>();
   }
   EXPECT_EQ(muon.steps(), 2);
   // Its state round-trips: a fresh optimizer loaded with it takes the same next step.
-  auto w2 = w.detach().clone().set_requires_grad(true);
-  imagine::Muon again({{"w", w2}}, cfg);
+  imagine::NamedParams copies;
+  for (size_t i = 0; i < ws.size(); i++)
+    copies.push_back({"w" + std::to_string(i), ws[i].detach().clone().set_requires_grad(true)});
+  imagine::Muon again(copies, cfg);
   again.load_state(muon.state(), muon.steps());
-  auto g = torch::randn({12, 4});
-  w.mutable_grad() = g.clone();
-  w2.mutable_grad() = g.clone();
+  for (size_t i = 0; i < ws.size(); i++) {
+    auto g = torch::randn(ws[i].sizes());
+    ws[i].mutable_grad() = g.clone();
+    copies[i].second.mutable_grad() = g.clone();
+  }
   muon.step(0.05);
   again.step(0.05);
-  EXPECT_TRUE(torch::equal(w.detach(), w2.detach()));
+  for (size_t i = 0; i < ws.size(); i++) EXPECT_TRUE(torch::equal(ws[i].detach(), copies[i].second.detach()));
   EXPECT_THROW(again.load_state({}, 1), imagine::Error);
   EXPECT_THROW(imagine::Muon({{"b", torch::zeros({3}).set_requires_grad(true)}}, cfg), imagine::Error);
 }
