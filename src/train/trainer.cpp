@@ -621,8 +621,11 @@ Options resume_options(const Options& given, const nlohmann::json& previous,
     Options probe = given;
     probe.set_json(k, v, "checkpoint");
     const bool arch = std::find(arch_keys.begin(), arch_keys.end(), k) != arch_keys.end();
-    IMAGINE_CHECK(!arch || probe.s(k) == given.s(k), "drop the architecture flags when resuming", "--", k,
-                  " ", given.s(k), " differs from the checkpoint's ", probe.s(k),
+    // Numbers compare as numbers: a preset's "0" is the checkpoint's 0.0.
+    const OptType type = given.table->find(k)->type;
+    const bool same = type == OptType::Float ? probe.f(k) == given.f(k) : probe.s(k) == given.s(k);
+    IMAGINE_CHECK(!arch || same, "drop the architecture flags when resuming", "--", k, " ", given.s(k),
+                  " differs from the checkpoint's ", probe.s(k),
                   "; the architecture cannot change when resuming");
   }
   return o;

@@ -378,7 +378,21 @@ TEST(Options, TrainTextTablePresets) {
   auto sc = t.parse({"--preset", "shakespeare-cpu"});
   EXPECT_EQ(sc.i("n-embd"), 128);
   EXPECT_EQ(sc.i("block-size"), 64);
-  EXPECT_EQ(t.parse({}).i("steps"), 2000);  // the default without a preset
+  // Without a preset: the modern recipe; the nanoGPT presets pin GPT-2 + AdamW + cosine.
+  auto d = t.parse({});
+  EXPECT_EQ(d.i("steps"), 600);
+  EXPECT_EQ(d.s("pos"), "rope");
+  EXPECT_EQ(d.s("optimizer"), "muon");
+  EXPECT_EQ(d.s("schedule"), "trapezoid");
+  EXPECT_TRUE(d.b("qk-norm"));
+  EXPECT_EQ(sc.s("pos"), "learned");
+  EXPECT_EQ(sc.s("norm"), "layernorm");
+  EXPECT_FALSE(sc.b("qk-norm"));
+  EXPECT_EQ(sc.s("mlp"), "gelu");
+  EXPECT_EQ(sc.f("logit-softcap"), 0.0);
+  EXPECT_EQ(sc.s("optimizer"), "adamw");
+  EXPECT_EQ(sc.s("schedule"), "cosine");
+  EXPECT_EQ(t.parse({"--preset", "shakespeare-cpu", "--pos", "rope"}).s("pos"), "rope");  // flags still win
   {
     auto e = usage_error({"--steps", "-5"}, t);
     EXPECT_TRUE(contains(e.what(), "out of range")) << e.what();
