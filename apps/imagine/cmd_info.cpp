@@ -74,6 +74,32 @@ std::string model_family(const std::string& dir) {
   }
 }
 
+// The training record's recipe lines (text and music models share the trainer).
+static void print_training(const nlohmann::json& training) {
+  const auto r = training.value("recipe", nlohmann::json::object());
+  std::printf(
+      "training:     %lld of %lld steps, batch %lld x %lld, lr %g -> %g, AdamW betas (%g, %g), "
+      "weight decay %g, seed %llu, device %s\n",
+      (long long)training.value("step", int64_t{0}), (long long)r.value("steps", int64_t{0}),
+      (long long)r.value("batch_size", int64_t{0}), (long long)r.value("grad_accum", int64_t{1}),
+      r.value("lr", 0.0), r.value("min_lr", 0.0), r.value("beta1", 0.0), r.value("beta2", 0.0),
+      r.value("weight_decay", 0.0), (unsigned long long)training.value("seed", uint64_t{0}),
+      training.value("device", std::string("?")).c_str());
+  const std::string optimizer = r.value("optimizer", std::string("adamw"));
+  const std::string schedule = r.value("schedule", std::string("cosine"));
+  if (optimizer == "muon" || schedule != "cosine") {
+    char muon[128] = "AdamW";
+    if (optimizer == "muon")
+      std::snprintf(
+          muon, sizeof muon,
+          "Muon (lr %g, momentum %g, %d Newton-Schulz steps) for hidden matrices, AdamW for the rest",
+          r.value("muon_lr", 0.0), r.value("muon_momentum", 0.0), r.value("muon_ns_steps", 5));
+    std::printf("recipe:       %s; %s schedule", muon, schedule.c_str());
+    if (schedule == "trapezoid") std::printf(", cooldown %g", r.value("cooldown", 0.0));
+    std::printf("\n");
+  }
+}
+
 int info(const Args& args) {
   Options o = info_table().parse(args);
   if (o.help_requested) return std::fputs(info_table().help_text().c_str(), stdout), 0;
@@ -106,6 +132,7 @@ int info(const Args& args) {
       std::printf("options:      %s\n", m.gpt->config.describe_options().c_str());
       std::printf("events:       %d tokens, %.0f ms grid, %d velocity levels\n", m.vocab.size(),
                   m.vocab.step_seconds * 1000, m.vocab.velocity_bins);
+      if (!training.empty()) print_training(training);
       const auto best = training.value("best_val_loss", nlohmann::json(nullptr));
       if (best.is_number())
         std::printf("best val:     %.4f nats/event at step %lld\n", best.get<double>(),
@@ -146,26 +173,7 @@ int info(const Args& args) {
               (long long)m.gpt->num_parameters(false), (long long)m.gpt->num_parameters(true));
   std::printf("tokenizer:    %s, %d tokens\n", m.tokenizer->kind().c_str(), m.tokenizer->vocab_size());
   if (!training.empty()) {
-    const auto r = training.value("recipe", nlohmann::json::object());
-    std::printf(
-        "training:     %lld of %lld steps, batch %lld x %lld, lr %g -> %g, AdamW betas (%g, %g), "
-        "weight decay %g, seed %llu, device %s\n",
-        (long long)training.value("step", int64_t{0}), (long long)r.value("steps", int64_t{0}),
-        (long long)r.value("batch_size", int64_t{0}), (long long)r.value("grad_accum", int64_t{1}),
-        r.value("lr", 0.0), r.value("min_lr", 0.0), r.value("beta1", 0.0), r.value("beta2", 0.0),
-        r.value("weight_decay", 0.0), (unsigned long long)training.value("seed", uint64_t{0}),
-        training.value("device", std::string("?")).c_str());
-    const std::string optimizer = r.value("optimizer", std::string("adamw"));
-    const std::string schedule = r.value("schedule", std::string("cosine"));
-    if (optimizer == "muon" || schedule != "cosine") {
-      char muon[96] = "AdamW";
-      if (optimizer == "muon")
-        std::snprintf(muon, sizeof muon, "Muon (lr %g, momentum %g) for hidden matrices, AdamW for the rest",
-                      r.value("muon_lr", 0.0), r.value("muon_momentum", 0.0));
-      std::printf("recipe:       %s; %s schedule", muon, schedule.c_str());
-      if (schedule == "trapezoid") std::printf(", cooldown %g", r.value("cooldown", 0.0));
-      std::printf("\n");
-    }
+    print_training(training);
     const auto best = training.value("best_val_loss", nlohmann::json(nullptr));
     if (best.is_number())
       std::printf("best val:     %.4f nats/token at step %lld\n", best.get<double>(),

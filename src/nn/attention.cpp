@@ -76,11 +76,20 @@ torch::Tensor sliding_window_mask(int64_t T, int64_t window, const torch::Tensor
 torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, LayerCache* cache,
                                                const RopeAngles& angles, const torch::Tensor& band) {
   const int64_t B = x.size(0), T = x.size(1), C = x.size(2), hd = C / n_head;
-  auto qkv = c_attn(x).split(n_embd, 2);                     // 3 x (B, T, C)
-  auto q = qkv[0].view({B, T, n_head, hd}).transpose(1, 2);  // (B, H, T, D)
-  auto k = qkv[1].view({B, T, n_head, hd}).transpose(1, 2);
-  auto v = qkv[2].view({B, T, n_head, hd}).transpose(1, 2);
-  std::tie(q, k) = position(q, k, angles);
+  auto qkv = c_attn(x);  // (B, T, 3C)
+  auto heads = [&](const torch::Tensor& t) {
+    return t.view({B, T, -1, hd}).transpose(1, 2);
+  };  // (B, H', T, D)
+  auto v = heads(qkv.narrow(2, 2 * C, C));
+  // q and k side by side, (B, T, 2H, D): one normalisation and one rotation for both (half the
+  // kernels of doing each on its own; the same numbers).
+  auto qk = qkv.narrow(2, 0, 2 * C).view({B, T, 2 * n_head, hd});
+  if (qk_norm) qk = rms_normalize(qk);
+  if (rope) {
+    TORCH_CHECK(angles.defined(), "a RoPE model's attention needs the positions' angles");
+    qk = rope_rotate(qk, angles.cos.unsqueeze(-2), angles.sin.unsqueeze(-2));  // (T, 1, D/2) over heads
+  }
+  auto q = heads(qk.narrow(2, 0, n_head)), k = heads(qk.narrow(2, n_head, n_head));
   if (cache) {
     if (cache->k.defined()) {
       k = torch::cat({cache->k, k}, 2);

@@ -23,11 +23,12 @@ const OptionTable& music_train_table() {
         "Train a GPT on music: a folder of MIDI files (default: the openttd-openmsx songs) or the JSB "
         "chorales JSON, encoded as performance events.");
     // The architecture and recipe flags are the text family's (one Transformer, one loop).
-    const std::set<std::string> text_only = {"data",         "tokenizer", "vocab-size",
-                                             "val-fraction", "samples",   "block-size",
-                                             "batch-size",   "dropout",   "steps"};
+    const std::set<std::string> text_only = {"data",    "tokenizer",  "vocab-size", "val-fraction",
+                                             "samples", "block-size", "batch-size", "dropout",
+                                             "steps",   "n-layer"};
     t.text("data", kDefaultMusicData, "folder of .mid files (recursive), a .mid file, or jsb-chorales-*.json",
            "PATH")
+        .integer("n-layer", 4, 1, 256, "Transformer blocks")
         .integer("block-size", 256, 2, 65536, "context length in events")
         .integer("batch-size", 16, 1, 65536, "sequences per micro-batch")
         .integer("steps", 2000, 0, 1e9, "optimizer steps in total")
@@ -47,18 +48,18 @@ const OptionTable& music_train_table() {
               "2 layers, 32 wide, context 64, 60 steps, GPT-2's architecture and AdamW: seconds on a CPU "
               "(tests)",
               classic({{"n-layer", "2"},
-               {"n-head", "2"},
-               {"n-embd", "32"},
-               {"block-size", "64"},
-               {"batch-size", "8"},
-               {"steps", "60"},
-               {"lr", "3e-3"},
-               {"min-lr", "3e-4"},
-               {"warmup-steps", "10"},
-               {"eval-every", "30"},
-               {"eval-iters", "4"},
-               {"log-every", "10"},
-               {"dropout", "0"}})});
+                       {"n-head", "2"},
+                       {"n-embd", "32"},
+                       {"block-size", "64"},
+                       {"batch-size", "8"},
+                       {"steps", "60"},
+                       {"lr", "3e-3"},
+                       {"min-lr", "3e-4"},
+                       {"warmup-steps", "10"},
+                       {"eval-every", "30"},
+                       {"eval-iters", "4"},
+                       {"log-every", "10"},
+                       {"dropout", "0"}})});
     t.preset({"chorales-cpu",
               "4 layers, 128 wide, context 128, 1000 steps of 16: the demo's and benchmark's budget "
               "(about 2.5 minutes on 2 cores)",

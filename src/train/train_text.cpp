@@ -29,7 +29,8 @@ const OptionTable& text_train_table() {
         .integer("batch-size", 32, 1, 65536, "sequences per micro-batch")
         .integer("grad-accum", 1, 1, 4096, "micro-batches per optimizer step")
         .integer("block-size", 64, 2, 65536, "context length in tokens")
-        .integer("n-layer", 4, 1, 256, "Transformer blocks")
+        .integer("n-layer", 2, 1, 256,
+                 "Transformer blocks (2: the fastest to a given loss on a CPU; docs/benchmarks.md)")
         .integer("n-head", 4, 1, 256, "attention heads")
         .integer("n-embd", 128, 8, 65536, "embedding width (a multiple of n-head)")
         .real("dropout", 0.0, 0.0, 0.95, "dropout probability while training")
@@ -39,7 +40,8 @@ const OptionTable& text_train_table() {
         .integer("vocab-size", 2048, 273, 1 << 20, "BPE vocabulary size (with --tokenizer bpe)")
         .real("val-fraction", 0.1, 0.001, 0.5, "last fraction of the data held out for validation")
         .real("lr", 2e-3, 1e-7, 1.0, "peak learning rate (AdamW)")
-        .real("min-lr", 2e-4, 0.0, 1.0, "learning rate at the end of the decay (Muon's: the same fraction of --muon-lr)")
+        .real("min-lr", 2e-4, 0.0, 1.0,
+              "learning rate at the end of the decay (Muon's: the same fraction of --muon-lr)")
         .integer("warmup-steps", 30, 0, 1e9, "linear warm-up steps")
         .integer("decay-steps", 0, 0, 1e9, "step where the decay ends (0 = --steps)")
         .real("beta1", 0.9, 0.0, 0.999999, "AdamW beta1")
@@ -50,6 +52,7 @@ const OptionTable& text_train_table() {
                 "adamw, or muon: Muon for hidden matrices, AdamW (--lr) for embeddings, head, norms")
         .real("muon-lr", 0.02, 1e-6, 10.0, "Muon's peak learning rate (the schedule scales it like --lr)")
         .real("muon-momentum", 0.95, 0.0, 0.9999, "Muon's (Nesterov) momentum")
+        .integer("muon-ns-steps", 5, 1, 20, "Muon's Newton-Schulz iterations per step")
         .choice("schedule", "trapezoid", {"cosine", "trapezoid"},
                 "after warm-up: cosine decay, or trapezoid (stable, then linear decay over --cooldown)")
         .real("cooldown", 0.3, 0.0, 1.0, "trapezoid: the final fraction of the schedule that decays")
@@ -72,22 +75,22 @@ const OptionTable& text_train_table() {
     t.preset({"tiny",
               "2 layers, 32 wide, context 32, GPT-2's architecture and AdamW: seconds on a CPU (tests)",
               classic({{"n-layer", "2"},
-               {"n-head", "2"},
-               {"n-embd", "32"},
-               {"block-size", "32"},
-               {"batch-size", "8"},
-               {"steps", "100"},
-               {"lr", "3e-3"},
-               {"min-lr", "3e-4"},
-               {"warmup-steps", "10"},
-               {"eval-every", "50"},
-               {"eval-iters", "4"},
-               {"log-every", "10"}})});
+                       {"n-head", "2"},
+                       {"n-embd", "32"},
+                       {"block-size", "32"},
+                       {"batch-size", "8"},
+                       {"steps", "100"},
+                       {"lr", "3e-3"},
+                       {"min-lr", "3e-4"},
+                       {"warmup-steps", "10"},
+                       {"eval-every", "50"},
+                       {"eval-iters", "4"},
+                       {"log-every", "10"}})});
     const std::map<std::string, std::string> nanogpt_cpu = {
         {"n-layer", "4"},      {"n-head", "4"},      {"n-embd", "128"},       {"block-size", "64"},
         {"batch-size", "12"},  {"steps", "2000"},    {"decay-steps", "2000"}, {"lr", "1e-3"},
         {"min-lr", "1e-4"},    {"beta2", "0.99"},    {"warmup-steps", "100"}, {"dropout", "0"},
-        {"eval-every", "250"}, {"eval-iters", "20"}, {"bias", "false"}, {"cooldown", "0.2"}};
+        {"eval-every", "250"}, {"eval-iters", "20"}, {"bias", "false"},       {"cooldown", "0.2"}};
     t.preset({"shakespeare-cpu",
               "nanoGPT's CPU benchmark, its architecture and AdamW: 4 layers, 4 heads, 128 wide, context 64, "
               "batch 12",
@@ -96,25 +99,27 @@ const OptionTable& text_train_table() {
     fast["lr"] = "2e-3";
     fast["min-lr"] = "2e-4";
     t.preset({"shakespeare-cpu-fast",
-              "shakespeare-cpu with a 2x learning rate (2e-3 -> 2e-4): reaches 1.84 in 2000 steps", classic(fast)});
-    t.preset({"shakespeare",
-              "nanoGPT's GPU benchmark, its architecture and AdamW: 6 layers, 6 heads, 384 wide, context 256, "
-              "batch 64",
-              classic({{"n-layer", "6"},
-               {"n-head", "6"},
-               {"n-embd", "384"},
-               {"block-size", "256"},
-               {"batch-size", "64"},
-               {"steps", "5000"},
-               {"decay-steps", "5000"},
-               {"lr", "1e-3"},
-               {"min-lr", "1e-4"},
-               {"beta2", "0.99"},
-               {"warmup-steps", "100"},
-               {"dropout", "0.2"},
-               {"eval-every", "250"},
-               {"eval-iters", "200"},
-               {"bias", "false"}})});
+              "shakespeare-cpu with a 2x learning rate (2e-3 -> 2e-4): reaches 1.84 in 2000 steps",
+              classic(fast)});
+    t.preset(
+        {"shakespeare",
+         "nanoGPT's GPU benchmark, its architecture and AdamW: 6 layers, 6 heads, 384 wide, context 256, "
+         "batch 64",
+         classic({{"n-layer", "6"},
+                  {"n-head", "6"},
+                  {"n-embd", "384"},
+                  {"block-size", "256"},
+                  {"batch-size", "64"},
+                  {"steps", "5000"},
+                  {"decay-steps", "5000"},
+                  {"lr", "1e-3"},
+                  {"min-lr", "1e-4"},
+                  {"beta2", "0.99"},
+                  {"warmup-steps", "100"},
+                  {"dropout", "0.2"},
+                  {"eval-every", "250"},
+                  {"eval-iters", "200"},
+                  {"bias", "false"}})});
     return t;
   }();
   return table;

@@ -38,6 +38,7 @@ nlohmann::json TrainRecipe::to_json() const {
           {"optimizer", optimizer},
           {"muon_lr", muon.lr},
           {"muon_momentum", muon.momentum},
+          {"muon_ns_steps", muon.ns_steps},
           {"schedule", schedule},
           {"cooldown", cooldown},
           {"beta1", adamw.beta1},
@@ -71,6 +72,7 @@ TrainRecipe TrainRecipe::from_json(const nlohmann::json& j) {
   r.optimizer = j.value("optimizer", r.optimizer);
   r.muon.lr = j.value("muon_lr", r.muon.lr);
   r.muon.momentum = j.value("muon_momentum", r.muon.momentum);
+  r.muon.ns_steps = j.value("muon_ns_steps", r.muon.ns_steps);
   r.schedule = j.value("schedule", r.schedule);
   r.cooldown = j.value("cooldown", r.cooldown);
   r.grad_clip = j.value("grad_clip", r.grad_clip);
@@ -813,6 +815,7 @@ TrainRecipe recipe_from_options(const Options& o) {
   if (has("optimizer")) r.optimizer = o.s("optimizer");
   if (has("muon-lr")) r.muon.lr = o.f("muon-lr");
   if (has("muon-momentum")) r.muon.momentum = o.f("muon-momentum");
+  if (has("muon-ns-steps")) r.muon.ns_steps = static_cast<int>(o.i("muon-ns-steps"));
   if (has("schedule")) r.schedule = o.s("schedule");
   if (has("cooldown")) r.cooldown = o.f("cooldown");
   if (has("time-limit") && !o.s("time-limit").empty()) r.time_limit = parse_duration(o.s("time-limit"));

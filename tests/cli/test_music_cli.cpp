@@ -144,6 +144,46 @@ TEST_F(MusicCli, ContinueKeepsThePrimerAndRecordsSeeds) {
       << "both continuations stop at the length asked for: " << r.out;
 }
 
+// Without a preset, music gets the text family's recipe: RoPE, RMSNorm, QK-norm, ReLU², a
+// logit soft-cap, Muon and the trapezoid schedule. At a small size it learns the chorales,
+// records every option, and plays well past its context (the RoPE ring cache) into MIDI
+// that re-parses.
+TEST_F(MusicCli, DefaultRecipeLearnsRecordsItsOptionsAndPlaysPastItsContext) {
+  const std::string out = g_tmp + "/recipe", mid = g_tmp + "/recipe.mid";
+  ok({"train",     "music", "--data",       kChorales, "--out",        out,  "--n-layer",    "2",
+      "--n-head",  "2",     "--n-embd",     "32",      "--block-size", "32", "--batch-size", "8",
+      "--steps",   "60",    "--eval-every", "30",      "--eval-iters", "4",  "--dropout",    "0",
+      "--threads", "1",     "--quiet"});
+  const auto cfg = nlohmann::json::parse(slurp(out + "/config.json"));
+  const auto& arch = cfg["architecture"];
+  EXPECT_EQ(arch["pos"], "rope");
+  EXPECT_EQ(arch["norm"], "rmsnorm");
+  EXPECT_EQ(arch["qk_norm"], true);
+  EXPECT_EQ(arch["mlp"], "relu2");
+  EXPECT_EQ(arch["logit_softcap"], 15.0);
+  EXPECT_EQ(arch["block_size"], 32);
+  const auto& recipe = cfg["training"]["recipe"];
+  EXPECT_EQ(recipe["optimizer"], "muon");
+  EXPECT_EQ(recipe["schedule"], "trapezoid");
+  std::vector<double> evals;
+  for (auto& j : read_metrics_lines(out))
+    if (j.value("event", "") == "eval") evals.push_back(j["val_loss"].get<double>());
+  ASSERT_GE(evals.size(), 2u);
+  const double uniform = std::log(arch["vocab_size"].get<double>());
+  EXPECT_LT(evals.back(), evals.front());
+  EXPECT_LT(evals.back(), uniform - 1.0) << "uniform guessing scores " << uniform;
+  // 12 seconds of chorale is a few hundred events: many times the 32-event context.
+  auto r = ok({"generate", "music", "--model", out, "--out", mid, "--seconds", "12", "--seed", "2",
+               "--threads", "1", "--quiet"});
+  auto song = imagine::read_midi(mid);
+  EXPECT_GT(song.notes.size(), 8u) << r.out;
+  EXPECT_GT(song.duration(), 4.0) << "the piece stopped near its context's length";
+  EXPECT_LE(song.duration(), 12.5);
+  auto info = ok({"info", out});
+  EXPECT_NE(info.out.find("rope"), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("Muon"), std::string::npos) << info.out;
+}
+
 TEST_F(MusicCli, RenderRollEvalAndInfo) {
   ok({"export", "music", "--data", kChorales, "--out", g_tmp + "/ex", "--split", "train", "--count", "1",
       "--quiet"});
