@@ -12,7 +12,7 @@
 # data/<name>_char/input.txt next to a copy of its shakespeare_char/prepare.py, which is
 # run. Without it the nanoGPT row is skipped.
 # BENCH_DATA: the corpus (default tinyshakespeare). RECIPE_STEPS: the recipe's horizon for
-# the race and the same-steps ablation (default 200). BUDGET: the same-time ablation's wall
+# the race and the same-steps ablation (default 250). BUDGET: the same-time ablation's wall
 # time in seconds (default 60): each configuration's step count is set from a 12-step probe
 # so that its whole schedule (warm-up, stable, cool-down) fits the budget, since a schedule
 # cut short by --time-limit never cools down. Every imagine run is fp32 (--precision fp32)
@@ -27,7 +27,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 DATA=${BENCH_DATA:-$REPO/../shared/data/tinyshakespeare/input.txt}
 NAME=$(basename "$DATA" .txt)
 [ "$NAME" = input ] && NAME=shakespeare
-STEPS=${RECIPE_STEPS:-200}
+STEPS=${RECIPE_STEPS:-250}
 BUDGET=${BUDGET:-60}
 PY=/usr/bin/python3
 WORK=$(mktemp -d)
