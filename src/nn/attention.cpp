@@ -52,18 +52,18 @@ CausalSelfAttentionImpl::CausalSelfAttentionImpl(const BlockOptions& o)
   resid_drop = register_module("resid_drop", torch::nn::Dropout(dropout));
 }
 
-std::pair<torch::Tensor, torch::Tensor> CausalSelfAttentionImpl::position(torch::Tensor q, torch::Tensor k,
-                                                                          const RopeAngles& angles) const {
-  if (qk_norm) {
-    q = rms_normalize(q);
-    k = rms_normalize(k);
-  }
+torch::Tensor CausalSelfAttentionImpl::place(torch::Tensor x, const RopeAngles& angles) const {
+  if (qk_norm) x = rms_normalize(x);
   if (rope) {
     TORCH_CHECK(angles.defined(), "a RoPE model's attention needs the positions' angles");
-    q = rope_rotate(q, angles.cos, angles.sin);
-    k = rope_rotate(k, angles.cos, angles.sin);
+    x = rope_rotate(x, angles.cos, angles.sin);
   }
-  return {q, k};
+  return x;
+}
+
+std::pair<torch::Tensor, torch::Tensor> CausalSelfAttentionImpl::position(torch::Tensor q, torch::Tensor k,
+                                                                          const RopeAngles& angles) const {
+  return {place(std::move(q), angles), place(std::move(k), angles)};
 }
 
 torch::Tensor sliding_window_mask(int64_t T, int64_t window, const torch::TensorOptions& options) {
@@ -83,12 +83,10 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, LayerCach
   auto v = heads(qkv.narrow(2, 2 * C, C));
   // q and k side by side, (B, T, 2H, D): one normalisation and one rotation for both (half the
   // kernels of doing each on its own; the same numbers).
-  auto qk = qkv.narrow(2, 0, 2 * C).view({B, T, 2 * n_head, hd});
-  if (qk_norm) qk = rms_normalize(qk);
-  if (rope) {
-    TORCH_CHECK(angles.defined(), "a RoPE model's attention needs the positions' angles");
-    qk = rope_rotate(qk, angles.cos.unsqueeze(-2), angles.sin.unsqueeze(-2));  // (T, 1, D/2) over heads
-  }
+  // The angles (T, D/2) become (T, 1, D/2): one row of angles for all 2H heads.
+  const RopeAngles over_heads =
+      angles.defined() ? RopeAngles{angles.cos.unsqueeze(-2), angles.sin.unsqueeze(-2)} : angles;
+  auto qk = place(qkv.narrow(2, 0, 2 * C).view({B, T, 2 * n_head, hd}), over_heads);
   auto q = heads(qk.narrow(2, 0, n_head)), k = heads(qk.narrow(2, n_head, n_head));
   if (cache) {
     if (cache->k.defined()) {

@@ -117,7 +117,10 @@ struct CausalSelfAttentionImpl : torch::nn::Module {
   // step's c_attn output; the keys and values are written into `cache` where `step` says,
   // and each row attends over its own positions only -> (B, C), before c_proj.
   torch::Tensor step_attention(const torch::Tensor& qkv, RowsCache& cache, const RowsStep& step) const;
-  // QK-norm and RoPE on q and k, (..., T, D) with angles broadcastable to (..., T, D/2).
+  // QK-norm and RoPE on queries or keys (or both side by side), (..., D) with angles
+  // broadcastable to (..., D/2).
+  torch::Tensor place(torch::Tensor x, const RopeAngles& rope) const;
+  // place() on q and k, (..., T, D) with angles broadcastable to (..., T, D/2).
   std::pair<torch::Tensor, torch::Tensor> position(torch::Tensor q, torch::Tensor k,
                                                    const RopeAngles& rope) const;
 

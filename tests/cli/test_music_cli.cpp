@@ -29,6 +29,14 @@ int count_of(const std::string& text, const std::string& what) {
   return n;
 }
 
+// The validation losses of a model's evaluations, in order.
+std::vector<double> val_losses(const std::string& model) {
+  std::vector<double> out;
+  for (auto& j : read_metrics_lines(model))
+    if (j.value("event", "") == "eval") out.push_back(j["val_loss"].get<double>());
+  return out;
+}
+
 class MusicCli : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -53,9 +61,7 @@ class MusicCli : public ::testing::Test {
 };
 
 TEST_F(MusicCli, ValidationLossFallsOnTheChorales) {
-  std::vector<double> evals;
-  for (auto& j : read_metrics_lines(model_))
-    if (j.value("event", "") == "eval") evals.push_back(j["val_loss"].get<double>());
+  const std::vector<double> evals = val_losses(model_);
   ASSERT_GE(evals.size(), 2u);
   const auto cfg = nlohmann::json::parse(slurp(model_ + "/config.json"));
   const double uniform = std::log(cfg["architecture"]["vocab_size"].get<double>());
@@ -165,9 +171,7 @@ TEST_F(MusicCli, DefaultRecipeLearnsRecordsItsOptionsAndPlaysPastItsContext) {
   const auto& recipe = cfg["training"]["recipe"];
   EXPECT_EQ(recipe["optimizer"], "muon");
   EXPECT_EQ(recipe["schedule"], "trapezoid");
-  std::vector<double> evals;
-  for (auto& j : read_metrics_lines(out))
-    if (j.value("event", "") == "eval") evals.push_back(j["val_loss"].get<double>());
+  const std::vector<double> evals = val_losses(out);
   ASSERT_GE(evals.size(), 2u);
   const double uniform = std::log(arch["vocab_size"].get<double>());
   EXPECT_LT(evals.back(), evals.front());
