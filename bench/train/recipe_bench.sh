@@ -13,10 +13,13 @@
 # run. Without it the nanoGPT row is skipped.
 # BENCH_DATA: the corpus (default tinyshakespeare). RECIPE_STEPS: the recipe's horizon for
 # the race and the same-steps ablation (default 250). BUDGET: the same-time ablation's wall
-# time in seconds (default 60): each configuration's step count is set from a 12-step probe
+# times in seconds, a list (default "60 120"): each configuration's step count is set from a 12-step probe
 # so that its whole schedule (warm-up, stable, cool-down) fits the budget, since a schedule
 # cut short by --time-limit never cools down. Every imagine run is fp32 (--precision fp32)
 # so AVX2 and AVX512-BF16 machines compare like with like; nanoGPT on the CPU is fp32 too.
+# ATEN_CPU_CAPABILITY=avx2 (with OPENBLAS_CORETYPE=Haswell ONEDNN_MAX_CPU_ISA=AVX2) holds
+# both sides to AVX2 kernels on an AVX-512 machine, a stand-in for an AVX2-only VM (same
+# clock and caches, so only the instruction set differs); the header records it.
 # Evaluation: 8 batches of 32 windows (256; nanoGPT's 20 x 12 = 240 per split).
 # Writes bench/results/recipe-DATE[-NAME].md and prints it.
 set -euo pipefail
@@ -28,12 +31,13 @@ DATA=${BENCH_DATA:-$REPO/../shared/data/tinyshakespeare/input.txt}
 NAME=$(basename "$DATA" .txt)
 [ "$NAME" = input ] && NAME=shakespeare
 STEPS=${RECIPE_STEPS:-250}
-BUDGET=${BUDGET:-60}
+BUDGET=${BUDGET:-60 120}
 PY=/usr/bin/python3
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 SUFFIX=""
 [ "$NAME" = shakespeare ] || SUFFIX="-$NAME"
+[ -z "${ATEN_CPU_CAPABILITY:-}" ] || SUFFIX="$SUFFIX-$ATEN_CPU_CAPABILITY"
 OUT=$REPO/bench/results/recipe-$(date +%F)$SUFFIX-$WHAT.md
 EVAL=(--eval-iters 8)
 
@@ -59,12 +63,14 @@ run() {  # run LABEL ARGS...
   rm -rf "$WORK/run"
 }
 
-# steps_for ARGS...: how many steps of this configuration fit in BUDGET seconds (12-step probe,
+# steps_for SECONDS ARGS...: how many steps of this configuration fit in SECONDS (12-step probe,
 # the first 4 not counted: start-up and warm caches).
 steps_for() {
+  local seconds=$1
+  shift
   "$BIN" train text --data "$DATA" --out "$WORK/probe" --quiet --precision fp32 --steps 12 --eval-every 0 \
     --eval-iters 1 --log-every 1 "$@" >/dev/null 2>&1
-  "$PY" - "$WORK/probe/metrics.jsonl" "$BUDGET" <<'PY'
+  "$PY" - "$WORK/probe/metrics.jsonl" "$seconds" <<'PY'
 import json, sys
 t = [json.loads(l) for l in open(sys.argv[1])]
 t = [r for r in t if r.get("event") != "eval" and "elapsed_s" in r]
@@ -89,11 +95,32 @@ VARIANTS=("recipe (the defaults)|"
   "+ zero-init|--zero-init"
   "classic: GPT-2 + AdamW, cosine (shakespeare-cpu-fast at batch 32)|--preset shakespeare-cpu-fast --batch-size 32 --warmup-steps 30")
 
+# ablation TITLE SECONDS|steps: one table, every variant after the same steps (STEPS) or with
+# its step count fitted to SECONDS.
+ablation() {
+  echo
+  echo "## Ablation after $1"
+  echo
+  echo "| run | steps | seconds | val loss | val <= 1.88 |"
+  echo "|---|---|---|---|---|"
+  local v label args n
+  for v in "${VARIANTS[@]}"; do
+    IFS='|' read -r label args <<<"$v"
+    n=$STEPS
+    # shellcheck disable=SC2086
+    [ "$2" = steps ] || n=$(steps_for "$2" $args)
+    # shellcheck disable=SC2086
+    run "$label" --steps "$n" --eval-every $((n / 8)) $args
+  done
+}
+
 {
   echo "# Time to quality, $NAME — $(date +%F)"
   echo
   echo "CPU: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; flags: $(grep -o -w -E 'avx2|avx512f|avx512_bf16|amx_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')"
   echo "Corpus: $DATA ($(wc -c <"$DATA") bytes)"
+  [ -z "${ATEN_CPU_CAPABILITY:-}" ] ||
+    echo "Kernels held to $ATEN_CPU_CAPABILITY for both sides: ATEN_CPU_CAPABILITY=$ATEN_CPU_CAPABILITY OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-} ONEDNN_MAX_CPU_ISA=${ONEDNN_MAX_CPU_ISA:-}"
   if [ "$WHAT" != ablation ]; then
     echo
     echo "## nanoGPT against the recipe"
@@ -129,27 +156,9 @@ PY
     run "imagine default recipe, --steps $((STEPS * 2))" --steps $((STEPS * 2)) --eval-every $((STEPS / 4))
   fi
   if [ "$WHAT" != race ]; then
-    echo
-    echo "## Ablation after the same steps ($STEPS)"
-    echo
-    echo "| run | steps | seconds | val loss | val <= 1.88 |"
-    echo "|---|---|---|---|---|"
-    for v in "${VARIANTS[@]}"; do
-      IFS='|' read -r label args <<<"$v"
-      # shellcheck disable=SC2086
-      run "$label" --steps "$STEPS" --eval-every $((STEPS / 8)) $args
-    done
-    echo
-    echo "## Ablation after the same wall time (${BUDGET} s; steps from a probe of each)"
-    echo
-    echo "| run | steps | seconds | val loss | val <= 1.88 |"
-    echo "|---|---|---|---|---|"
-    for v in "${VARIANTS[@]}"; do
-      IFS='|' read -r label args <<<"$v"
-      # shellcheck disable=SC2086
-      n=$(steps_for $args)
-      # shellcheck disable=SC2086
-      run "$label" --steps "$n" --eval-every $((n / 8)) $args
+    ablation "the same steps ($STEPS)" steps
+    for seconds in $BUDGET; do
+      ablation "the same wall time (${seconds} s; steps from a probe of each)" "$seconds"
     done
   fi
 } | tee "$OUT"

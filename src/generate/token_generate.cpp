@@ -78,7 +78,7 @@ void BatchDecoder::clear() {
 void BatchDecoder::round() {
   torch::NoGradGuard no_grad;
   const int64_t block = gpt_->config.block_size;
-  const bool ring = gpt_->config.pos == "rope";
+  const bool ring = gpt_->config.rotary();
   const size_t reach = static_cast<size_t>(gpt_->config.n_layer * (block - 1) + 1);
   std::vector<DecodeSlot*> step;  // slots whose next logits come from the batched forward
   std::vector<int64_t> tokens, rows;

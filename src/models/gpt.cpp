@@ -34,8 +34,8 @@ nlohmann::json GPTConfig::to_json() const {
 
 std::string GPTConfig::describe_options() const {
   std::ostringstream os;
-  os << (pos == "rope" ? "rotary positions (base " : "learned positions");
-  if (pos == "rope") os << rope_base << ")";
+  os << (rotary() ? "rotary positions (base " : "learned positions");
+  if (rotary()) os << rope_base << ")";
   os << ", " << (norm == "rmsnorm" ? "RMSNorm" : "LayerNorm") << (qk_norm ? ", QK-norm" : "") << ", "
      << (mlp == "relu2" ? "ReLU² MLP" : "GELU MLP") << ", " << (tied_head ? "tied head" : "untied head")
      << (zero_init ? ", zero-initialised projections" : "");
@@ -51,7 +51,7 @@ nn::BlockOptions GPTConfig::block_options() const {
   o.bias = bias;
   o.rms_norm = norm == "rmsnorm";
   o.qk_norm = qk_norm;
-  o.rope = pos == "rope";
+  o.rope = rotary();
   o.rope_base = rope_base;
   o.relu2 = mlp == "relu2";
   return o;
@@ -94,7 +94,7 @@ void GPTConfig::validate() const {
   IMAGINE_CHECK(dropout >= 0 && dropout < 1, hint, "dropout ", dropout, " must be in [0, 1)");
   IMAGINE_CHECK(pos == "learned" || pos == "rope", "use --pos learned or rope", "unknown position encoding '",
                 pos, "'");
-  IMAGINE_CHECK(pos != "rope" || (n_embd / n_head) % 2 == 0, "choose n_embd / n_head even",
+  IMAGINE_CHECK(!rotary() || (n_embd / n_head) % 2 == 0, "choose n_embd / n_head even",
                 "RoPE needs an even head size; ", n_embd, " / ", n_head, " is odd");
   IMAGINE_CHECK(rope_base > 1 && rope_base <= 1e9, hint, "rope_base ", rope_base, " out of range");
   IMAGINE_CHECK(norm == "layernorm" || norm == "rmsnorm", "use --norm layernorm or rmsnorm", "unknown norm '",
@@ -152,7 +152,7 @@ torch::Tensor GPTImpl::cap(const torch::Tensor& logits) const {
 
 // The RoPE angles of positions `pos` (a RoPE model; empty otherwise).
 static nn::RopeAngles angles_for(const GPTConfig& c, const torch::Tensor& pos) {
-  if (c.pos != "rope") return {};
+  if (!c.rotary()) return {};
   return nn::rope_angles(pos, c.n_embd / c.n_head, c.rope_base);
 }
 
@@ -161,7 +161,7 @@ torch::Tensor GPTImpl::forward(const torch::Tensor& idx, KVCache* cache) {
   const int64_t past = cache ? (*cache)[0].length() : 0;
   // A RoPE model reads a longer sequence without a cache as its ring cache decodes it: each
   // position attends over the last block_size (sliding-window attention).
-  const bool slide = !cache && config.pos == "rope" && T > config.block_size;
+  const bool slide = !cache && config.rotary() && T > config.block_size;
   IMAGINE_CHECK(slide || past + T <= config.block_size, "crop the input to the model's context",
                 "sequence of ", past + T, " tokens exceeds the context of ", config.block_size);
   auto pos = torch::arange(past, past + T, torch::TensorOptions().dtype(torch::kLong).device(idx.device()));
@@ -212,7 +212,7 @@ torch::Tensor GPTImpl::forward_step(const std::vector<int64_t>& tokens, const st
                 "forward_step: ", tokens.size(), " tokens for ", rows.size(), " rows");
   IMAGINE_CHECK(!is_training(), "call eval() before decoding", "forward_step decodes without dropout");
   const int64_t B = static_cast<int64_t>(tokens.size());
-  const bool ring = config.pos == "rope";  // see RowsStep: a RoPE row's cache is a ring
+  const bool ring = config.rotary();  // see RowsStep: a RoPE row's cache is a ring
   std::vector<int64_t> positions, slots, seen;
   nn::RowsStep step;
   step.prefix = true;

@@ -34,6 +34,10 @@ struct GPTConfig {
   bool zero_init = false;          // output projections (c_proj, an untied head) start at zero
   double logit_softcap = 0;        // logits -> cap * tanh(logits / cap); 0 = off
 
+  // Rotary positions: no position weights, and a context that can slide (the KV cache is a
+  // ring holding the newest block_size positions).
+  bool rotary() const { return pos == "rope"; }
+
   nn::BlockOptions block_options() const;
   // The options in words ("learned positions, LayerNorm, GELU MLP, tied head"), for `info`.
   std::string describe_options() const;
