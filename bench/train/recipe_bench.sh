@@ -17,9 +17,9 @@
 # so that its whole schedule (warm-up, stable, cool-down) fits the budget, since a schedule
 # cut short by --time-limit never cools down. Every imagine run is fp32 (--precision fp32)
 # so AVX2 and AVX512-BF16 machines compare like with like; nanoGPT on the CPU is fp32 too.
-# ATEN_CPU_CAPABILITY=avx2 (with OPENBLAS_CORETYPE=Haswell ONEDNN_MAX_CPU_ISA=AVX2) holds
-# both sides to AVX2 kernels on an AVX-512 machine, a stand-in for an AVX2-only VM (same
-# clock and caches, so only the instruction set differs); the header records it.
+# AVX2=1 holds both sides to AVX2 kernels on an AVX-512 machine (ATEN_CPU_CAPABILITY=avx2,
+# OPENBLAS_CORETYPE=Haswell, ONEDNN_MAX_CPU_ISA=AVX2): a stand-in for an AVX2-only VM with
+# the same clock and caches, so only the instruction set differs; the header records it.
 # Evaluation: 8 batches of 32 windows (256; nanoGPT's 20 x 12 = 240 per split).
 # Writes bench/results/recipe-DATE[-NAME].md and prints it.
 set -euo pipefail
@@ -37,7 +37,10 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 SUFFIX=""
 [ "$NAME" = shakespeare ] || SUFFIX="-$NAME"
-[ -z "${ATEN_CPU_CAPABILITY:-}" ] || SUFFIX="$SUFFIX-$ATEN_CPU_CAPABILITY"
+if [ "${AVX2:-0}" = 1 ]; then
+  export ATEN_CPU_CAPABILITY=avx2 OPENBLAS_CORETYPE=Haswell ONEDNN_MAX_CPU_ISA=AVX2 DNNL_MAX_CPU_ISA=AVX2
+  SUFFIX="$SUFFIX-avx2"
+fi
 OUT=$REPO/bench/results/recipe-$(date +%F)$SUFFIX-$WHAT.md
 EVAL=(--eval-iters 8)
 
@@ -119,8 +122,8 @@ ablation() {
   echo
   echo "CPU: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; flags: $(grep -o -w -E 'avx2|avx512f|avx512_bf16|amx_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')"
   echo "Corpus: $DATA ($(wc -c <"$DATA") bytes)"
-  [ -z "${ATEN_CPU_CAPABILITY:-}" ] ||
-    echo "Kernels held to $ATEN_CPU_CAPABILITY for both sides: ATEN_CPU_CAPABILITY=$ATEN_CPU_CAPABILITY OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-} ONEDNN_MAX_CPU_ISA=${ONEDNN_MAX_CPU_ISA:-}"
+  [ "${AVX2:-0}" = 1 ] &&
+    echo "Kernels held to AVX2 for both sides (AVX2=1): ATEN_CPU_CAPABILITY=avx2 OPENBLAS_CORETYPE=Haswell ONEDNN_MAX_CPU_ISA=AVX2"
   if [ "$WHAT" != ablation ]; then
     echo
     echo "## nanoGPT against the recipe"
