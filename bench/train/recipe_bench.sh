@@ -13,9 +13,11 @@
 # run. Without it the nanoGPT row is skipped.
 # BENCH_DATA: the corpus (default tinyshakespeare). RECIPE_STEPS: the recipe's horizon for
 # the race and the same-steps ablation (default 250). BUDGET: the same-time ablation's wall
-# times in seconds, a list (default "60 120"): each configuration's step count is set from a 12-step probe
-# so that its whole schedule (warm-up, stable, cool-down) fits the budget, since a schedule
-# cut short by --time-limit never cools down. Every imagine run is fp32 (--precision fp32)
+# times in seconds, a list (default "60 120"; empty: none): each configuration's step count
+# is set from a 12-step probe so that its whole schedule (warm-up, stable, cool-down) fits
+# the budget, since a schedule cut short by --time-limit never cools down. On a shared VM
+# the probe is off by up to ±25%, so read the seconds column with the loss; the same-steps
+# table is exact (fixed seed). Every imagine run is fp32 (--precision fp32)
 # so AVX2 and AVX512-BF16 machines compare like with like; nanoGPT on the CPU is fp32 too.
 # AVX2=1 holds both sides to AVX2 kernels on an AVX-512 machine (ATEN_CPU_CAPABILITY=avx2,
 # OPENBLAS_CORETYPE=Haswell, ONEDNN_MAX_CPU_ISA=AVX2): a stand-in for an AVX2-only VM with
@@ -31,7 +33,7 @@ DATA=${BENCH_DATA:-$REPO/../shared/data/tinyshakespeare/input.txt}
 NAME=$(basename "$DATA" .txt)
 [ "$NAME" = input ] && NAME=shakespeare
 STEPS=${RECIPE_STEPS:-250}
-BUDGET=${BUDGET:-60 120}
+BUDGET=${BUDGET-60 120}
 PY=/usr/bin/python3
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
