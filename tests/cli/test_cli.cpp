@@ -180,6 +180,32 @@ TEST_F(Cli, GenerateIsReproducibleBySeed) {
   EXPECT_EQ(fk.out, fn.out);
 }
 
+// A model directory written before the architecture options and Muon existed (its
+// config.json has none of their keys) loads as the GPT-2 + AdamW model it was and samples
+// exactly what the same weights sample with today's config.json; `info` still reads it.
+TEST_F(Cli, ModelDirectoryFromBeforeTheOptionsGeneratesAsBefore) {
+  const std::string old = copy_model("before-options");
+  auto cfg = nlohmann::json::parse(slurp(old + "/config.json"));
+  for (const char* k :
+       {"pos", "rope_base", "norm", "qk_norm", "mlp", "tied_head", "zero_init", "logit_softcap"})
+    ASSERT_EQ(cfg["architecture"].erase(k), 1u) << k;
+  for (const char* k : {"optimizer", "schedule", "cooldown", "muon_lr", "muon_momentum", "muon_ns_steps"})
+    ASSERT_EQ(cfg["training"]["recipe"].erase(k), 1u) << k;
+  write_text(old + "/config.json", cfg.dump(2));
+  const std::vector<std::string> sample = {"--max-tokens", "120",      "--seed", "11",
+                                           "--quiet",      "--prompt", "KING"};
+  auto now = run_imagine(gen(model_, sample)), before = run_imagine(gen(old, sample));
+  ASSERT_EQ(now.code, 0) << now.err;
+  ASSERT_EQ(before.code, 0) << before.err;
+  EXPECT_EQ(before.out, now.out);
+  EXPECT_GT(before.out.size(), 120u);
+  auto info = run_imagine({"info", old});
+  ASSERT_EQ(info.code, 0) << info.err;
+  EXPECT_TRUE(has(info.out, "learned positions")) << info.out;
+  EXPECT_TRUE(has(info.out, "AdamW")) << info.out;
+  EXPECT_FALSE(has(info.out, "Muon")) << info.out;
+}
+
 // --count N decodes the samples together in one batch; each is what its seed gives alone
 // (sample i: seed + i), printed in order under its header, with a stop string too.
 TEST_F(Cli, CountSamplesDecodedTogetherMatchEachSeedAlone) {
