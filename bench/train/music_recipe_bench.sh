@@ -10,6 +10,8 @@
 # 4 layers (the music default) and at 2 layers (half the cost of a step, assumed 0.55x).
 # Every run is fp32. Writes bench/results/music-recipe-DATE.md (or OUT) and prints it.
 set -euo pipefail
+# shellcheck source=../lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 [ $# -eq 1 ] || { echo "usage: $0 IMAGINE_BIN" >&2; exit 2; }
 BIN=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -21,13 +23,14 @@ trap 'rm -rf "$WORK"' EXIT
 OUT=${OUT:-$REPO/bench/results/music-recipe-$(date +%F).md}
 CLASSIC="--pos learned --norm layernorm --no-qk-norm --mlp gelu --logit-softcap 0 --optimizer adamw --schedule cosine"
 
-# run LABEL ARGS...: train, score on the test split, print a row; leaves the seconds in $WORK/seconds
+# run LABEL STEPS ARGS...: train, score on the test split, print a row; leaves the seconds
+# in $WORK/seconds
 run() {
-  local label=$1
-  shift
+  local label=$1 steps=$2
+  shift 2
   rm -rf "$WORK/run"
   "$BIN" train music --data "$DATA" --out "$WORK/run" --quiet --precision fp32 --preset chorales-cpu \
-    --steps "$STEPS" --decay-steps "$STEPS" "$@" >"$WORK/log" 2>&1 ||
+    --steps "$steps" --decay-steps "$steps" "$@" >"$WORK/log" 2>&1 ||
     { echo "| $label | failed: $(tail -1 "$WORK/log") |"; return; }
   "$BIN" eval "$WORK/run" --pieces 0 --json >"$WORK/eval.json"
   "$PY" - "$WORK/run/metrics.jsonl" "$WORK/eval.json" "$label" "$*" "$WORK/seconds" <<'PY'
@@ -44,19 +47,17 @@ PY
 {
   echo "# Chorales: the recipe against GPT-2 + AdamW + cosine at the chorales-cpu budget — $(date +%F)"
   echo
-  echo "CPU: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; flags: $(grep -o -w -E 'avx2|avx512f|avx512_bf16|amx_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')"
+  machine_line
   echo "Data: $DATA; fp32; test loss per event from \`imagine eval DIR --pieces 0\` (best checkpoint)."
   echo
   echo "| run | flags | steps | train seconds | val loss/event | test loss/event |"
   echo "|---|---|---|---|---|---|"
   # shellcheck disable=SC2086
-  run "classic: GPT-2 + AdamW + cosine" $CLASSIC
+  run "classic: GPT-2 + AdamW + cosine" "$STEPS" $CLASSIC
   read -r classic_s _ <"$WORK/seconds"
-  STEPS_SAVED=$STEPS
-  run "recipe, same steps"
+  run "recipe, same steps" "$STEPS"
   read -r recipe_s _ <"$WORK/seconds"
-  STEPS=$("$PY" -c "print(int($STEPS_SAVED * $classic_s / $recipe_s))")
-  run "recipe, the classic run's time"
-  STEPS=$("$PY" -c "print(int($STEPS_SAVED * $classic_s / $recipe_s / 0.55))")
-  run "recipe at 2 layers, the classic run's time" --n-layer 2
+  run "recipe, the classic run's time" "$("$PY" -c "print(int($STEPS * $classic_s / $recipe_s))")"
+  run "recipe at 2 layers, the classic run's time" "$("$PY" -c "print(int($STEPS * $classic_s / $recipe_s / 0.55))")" \
+    --n-layer 2
 } | tee "$OUT"

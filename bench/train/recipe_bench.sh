@@ -25,6 +25,8 @@
 # Evaluation: 8 batches of 32 windows (256; nanoGPT's 20 x 12 = 240 per split).
 # Writes bench/results/recipe-DATE[-NAME].md and prints it.
 set -euo pipefail
+# shellcheck source=../lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 [ $# -ge 1 ] || { echo "usage: $0 IMAGINE_BIN [all|race|ablation]" >&2; exit 2; }
 BIN=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 WHAT=${2:-all}
@@ -122,10 +124,10 @@ ablation() {
 {
   echo "# Time to quality, $NAME — $(date +%F)"
   echo
-  echo "CPU: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; flags: $(grep -o -w -E 'avx2|avx512f|avx512_bf16|amx_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')"
+  machine_line
   echo "Corpus: $DATA ($(wc -c <"$DATA") bytes)"
   [ "${AVX2:-0}" = 1 ] &&
-    echo "Kernels held to AVX2 for both sides (AVX2=1): ATEN_CPU_CAPABILITY=avx2 OPENBLAS_CORETYPE=Haswell ONEDNN_MAX_CPU_ISA=AVX2"
+    echo "Kernels held to AVX2 for both sides (AVX2=1): ATEN_CPU_CAPABILITY=$ATEN_CPU_CAPABILITY OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE ONEDNN_MAX_CPU_ISA=$ONEDNN_MAX_CPU_ISA"
   if [ "$WHAT" != ablation ]; then
     echo
     echo "## nanoGPT against the recipe"
